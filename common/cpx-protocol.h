@@ -1,0 +1,296 @@
+/* cpx-protocol.h — every message ClusterPlex binaries exchange, in one place. */
+
+#ifndef CPX_PROTOCOL_H
+#define CPX_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpx.h"
+
+/*
+ * Bump CPX_PROTO_VERSION on any incompatible change. Both ends send it in
+ * HELLO; a mismatch is refused with an ERROR naming both versions.
+ */
+#define CPX_PROTO_VERSION 1
+
+/*
+ * Framing, used on every SSH channel (shim<->agent, fuse<->agent) and on
+ * the local unix sockets (shim<->pool, shim<->fuse control). All integers
+ * are big-endian.
+ *
+ *   u32 length     payload length, at most CPX_FRAME_MAX
+ *   u8  type       enum cpx_msg
+ *   u8  flags      0 (reserved)
+ *   u16 reserved   0
+ *   u32 id         tunnel id, request id or input index; 0 when unused
+ *   ... payload
+ */
+#define CPX_FRAME_HDR 12
+#define CPX_FRAME_MAX (1024 * 1024)
+
+enum cpx_msg {
+	/* Any service. */
+	CPX_MSG_HELLO = 1,	/* JSON, see cpx_hello_* below */
+	CPX_MSG_ERROR = 2,	/* JSON {"code": str, "message": str} */
+	CPX_MSG_PING = 3,	/* empty; the peer answers PONG */
+	CPX_MSG_PONG = 4,
+
+	/* Job service: client (shim) -> agent. */
+	CPX_MSG_JOB = 10,	/* JSON job spec, see struct cpx_jobspec */
+	CPX_MSG_INPUT = 11,	/* id = input index; u64 offset + bytes */
+	CPX_MSG_RUN = 12,	/* empty: all inputs sent, start the transcoder */
+	CPX_MSG_STDIN = 13,	/* bytes for the transcoder; empty = EOF */
+	CPX_MSG_SIGNAL = 14,	/* u8 signal number to forward */
+
+	/* Job service: agent -> client. */
+	CPX_MSG_STARTED = 20,	/* JSON {"pid": n, "callback_port": n} */
+	CPX_MSG_STDOUT = 21,	/* bytes */
+	CPX_MSG_STDERR = 22,	/* bytes */
+	CPX_MSG_EXIT = 23,	/* u8 kind (enum cpx_exit_kind), u8 value, u8 core */
+
+	/*
+	 * Callback tunnel: a TCP connection the transcoder opened to the
+	 * agent's per-job loopback listener, carried to PMS's loopback.
+	 * id = tunnel id chosen by the agent.
+	 */
+	CPX_MSG_TUN_OPEN = 30,	/* agent -> client: connect to PMS */
+	CPX_MSG_TUN_DATA = 31,	/* both ways; empty = EOF (shutdown write) */
+	CPX_MSG_TUN_CLOSE = 32, /* both ways: the connection is gone */
+
+	/* File service: fuse -> agent requests, agent -> fuse replies/events. */
+	CPX_MSG_FREQ = 40,	/* id = request id; u8 op (enum cpx_fop) + args */
+	CPX_MSG_FREPLY = 41,	/* id = request id; i32 status (0/-errno) + result */
+	CPX_MSG_FEVENT = 42,	/* u8 kind (enum cpx_fevent), str path, attr */
+
+	/* PMS-host local sockets. */
+	CPX_MSG_POOL_OPEN = 50,	 /* shim -> pool: JSON cpx_endpoint + "service" */
+	CPX_MSG_POOL_READY = 51, /* pool -> shim: channel open, frames now pass */
+	CPX_MSG_ROUTE_ADD = 52,	 /* shim -> fuse: JSON {"dir", "job", "worker"} */
+	CPX_MSG_ROUTE_DEL = 53,	 /* shim -> fuse: JSON {"dir"} */
+	CPX_MSG_ROUTE_OK = 54,	 /* fuse -> shim */
+};
+
+enum cpx_exit_kind {
+	CPX_EXIT_CODE = 0,	/* value = exit code */
+	CPX_EXIT_SIGNAL = 1,	/* value = signal number */
+};
+
+struct cpx_frame {
+	uint8_t type;
+	uint32_t id;
+	const uint8_t *payload;
+	size_t len;
+};
+
+/* proto.c */
+
+const char *cpx_msg_name(int type);
+void cpx_frame_put(struct cpx_buf *out, uint8_t type, uint32_t id,
+    const void *payload, size_t len);
+int cpx_frame_next(const uint8_t *data, size_t len, struct cpx_frame *f,
+    size_t *consumed);
+
+/*
+ * Error codes carried in CPX_MSG_ERROR "code"; the shim maps them to its
+ * documented exit codes.
+ */
+#define CPX_ERR_PROTO "protocol"	 /* malformed or unexpected message */
+#define CPX_ERR_VERSION "version"	 /* protocol version mismatch */
+#define CPX_ERR_SPEC "bad-spec"		 /* job spec refused (cwd, argv, ...) */
+#define CPX_ERR_EXEC "exec-failed"	 /* transcoder could not be started */
+#define CPX_ERR_BUSY "busy"		 /* worker is full or draining */
+#define CPX_ERR_CONNECT "connect"	 /* pool: could not reach the worker */
+#define CPX_ERR_HOSTKEY "host-key"	 /* pool: host key mismatch */
+#define CPX_ERR_AUTH "auth"		 /* pool: key refused */
+
+void cpx_error_put(struct cpx_buf *out, const char *code, const char *message);
+int cpx_error_parse(const uint8_t *p, size_t n, char **code, char **message);
+
+/*
+ * HELLO. Client: {"proto": 1, "service": "job"|"files", "client": "..."}.
+ * Agent: {"proto": 1, "agent": "<version>", "worker": "<name>"}.
+ */
+#define CPX_SERVICE_JOB "job"
+#define CPX_SERVICE_FILES "files"
+
+void cpx_hello_put(struct cpx_buf *out, const char *service, const char *who);
+int cpx_hello_parse(const uint8_t *p, size_t n, char **service,
+    char **cause);
+
+/*
+ * A worker's SSH endpoint, as the dispatcher hands it out. `host_key` is
+ * an OpenSSH public key line ("ssh-ed25519 AAAA...") and is pinned: a
+ * server presenting another key is refused.
+ */
+struct cpx_endpoint {
+	char *name;
+	char *host;
+	int port;
+	char *user;
+	char *host_key;
+};
+
+struct cJSON;
+
+void cpx_endpoint_free(struct cpx_endpoint *e);
+void cpx_endpoint_copy(struct cpx_endpoint *dst, const struct cpx_endpoint *src);
+void cpx_endpoint_to_json(const struct cpx_endpoint *e, struct cJSON *obj);
+int cpx_endpoint_from_json(const struct cJSON *obj, struct cpx_endpoint *e,
+    char **cause);
+
+/*
+ * Job spec (CPX_MSG_JOB), JSON:
+ *   {"v": 1, "id": str, "session": str, "root": str, "cwd": str,
+ *    "argv": [bytes...], "env": [bytes "NAME=value"...],
+ *    "pms_port": n, "tunnel": bool, "verbose": bool,
+ *    "inputs": [{"name": str, "size": n}...]}
+ * "bytes" is a JSON string when the value is valid UTF-8 and otherwise
+ * {"b64": "..."}, so argv and env travel byte-for-byte whatever they hold.
+ * argv excludes argv[0]. "root" is PMS's transcode folder; "cwd" must lie
+ * under it and the agent maps it below its own transcode folder.
+ */
+#define CPX_JOB_MAX_ARGS 8192
+#define CPX_JOB_MAX_ENV 1024
+#define CPX_JOB_MAX_INPUTS 64
+#define CPX_JOB_MAX_INPUT_SIZE (256L * 1024 * 1024)
+
+struct cpx_input {
+	char *name;		/* plain file name inside the session folder */
+	uint64_t size;
+};
+
+struct cpx_jobspec {
+	char *id;
+	char *session;
+	char *root;
+	char *cwd;
+	char **argv;		/* NULL-terminated */
+	size_t argc;
+	char **env;		/* NULL-terminated "NAME=value" */
+	size_t envc;
+	int pms_port;
+	int tunnel;
+	int verbose;
+	struct cpx_input *inputs;
+	size_t ninputs;
+};
+
+/* jobspec.c */
+
+void cpx_jobspec_free(struct cpx_jobspec *js);
+char *cpx_jobspec_encode(const struct cpx_jobspec *js);
+int cpx_jobspec_decode(const char *json, size_t len, struct cpx_jobspec *js,
+    char **cause);
+
+/*
+ * File service. Paths are relative to the worker's transcode folder,
+ * '/'-separated, without "", "." or ".." components (cpx_path_clean_relative);
+ * the agent resolves them beneath its root and refuses anything else.
+ *
+ * Request payload: u8 op, then per op:
+ *   STAT, READDIR, UNLINK, RMDIR, STATFS, WATCH, UNWATCH   str path
+ *   OPEN       str path, u32 flags (CPX_O_*), u32 mode
+ *   READ       u64 handle, u64 offset, u32 size (<= CPX_FREAD_MAX)
+ *   WRITE      u64 handle, u64 offset, str data
+ *   CLOSE      u64 handle
+ *   MKDIR      str path, u32 mode
+ *   RENAME     str from, str to, u32 flags (0 or RENAME_NOREPLACE)
+ *   TRUNCATE   str path, u64 size
+ *   CHMOD      str path, u32 mode
+ *   UTIMENS    str path, attr-times (i64 s, u32 ns) atime, mtime
+ * Reply payload: i32 status (0 or -errno); on success, per op:
+ *   STAT       attr
+ *   READDIR    u32 count, count x (str name, attr)
+ *   OPEN       u64 handle, attr
+ *   READ       str data (short at end of file)
+ *   WRITE      u32 written
+ *   STATFS     u64 bsize, blocks, bfree, bavail, files, ffree, u32 namemax
+ *   others     nothing
+ * Strings are u32 length + bytes.
+ */
+#define CPX_PATH_MAX 4096
+#define CPX_FREAD_MAX (512 * 1024)
+
+enum cpx_fop {
+	CPX_FOP_STAT = 1,
+	CPX_FOP_READDIR,
+	CPX_FOP_OPEN,
+	CPX_FOP_READ,
+	CPX_FOP_WRITE,
+	CPX_FOP_CLOSE,
+	CPX_FOP_MKDIR,
+	CPX_FOP_UNLINK,
+	CPX_FOP_RMDIR,
+	CPX_FOP_RENAME,
+	CPX_FOP_TRUNCATE,
+	CPX_FOP_CHMOD,
+	CPX_FOP_UTIMENS,
+	CPX_FOP_STATFS,
+	CPX_FOP_WATCH,
+	CPX_FOP_UNWATCH,
+	CPX_FOP_MAX_
+};
+
+/* Open flags on the wire, independent of any host's O_* values. */
+#define CPX_O_RDONLY 0x00
+#define CPX_O_WRONLY 0x01
+#define CPX_O_RDWR 0x02
+#define CPX_O_ACCMODE 0x03
+#define CPX_O_CREAT 0x04
+#define CPX_O_EXCL 0x08
+#define CPX_O_TRUNC 0x10
+#define CPX_O_APPEND 0x20
+
+struct cpx_attr {
+	uint32_t mode;		/* S_IFMT type bits and permissions */
+	uint32_t nlink;
+	uint32_t uid;
+	uint32_t gid;
+	uint64_t size;
+	uint64_t blocks;	/* 512-byte blocks */
+	int64_t atime_s, mtime_s, ctime_s;
+	uint32_t atime_ns, mtime_ns, ctime_ns;
+};
+
+/*
+ * Events for watched folders. A segment is "complete" when it was closed
+ * after writing or renamed into place: the fuse side may fetch it ahead.
+ */
+enum cpx_fevent {
+	CPX_FEV_CREATED = 1,	/* a new name appeared (may still be written) */
+	CPX_FEV_COMPLETE,	/* closed after writing, or renamed into place */
+	CPX_FEV_REMOVED,	/* a name disappeared (deleted or renamed away) */
+	CPX_FEV_DIR_GONE,	/* the watched folder itself was removed */
+};
+
+struct cpx_freq {
+	uint8_t op;
+	const char *path;	/* points into the frame; NUL-terminated copy */
+	const char *path2;	/* RENAME target */
+	uint64_t handle;
+	uint64_t offset;
+	uint64_t size;		/* READ size, TRUNCATE size */
+	uint32_t flags;
+	uint32_t mode;
+	const uint8_t *data;	/* WRITE */
+	size_t datalen;
+	int64_t atime_s, mtime_s;
+	uint32_t atime_ns, mtime_ns;
+	char *buf_;		/* owns path/path2 */
+};
+
+/* fileproto.c */
+
+const char *cpx_fop_name(int op);
+void cpx_attr_put(struct cpx_buf *b, const struct cpx_attr *a);
+void cpx_attr_get(struct cpx_reader *r, struct cpx_attr *a);
+void cpx_freq_put(struct cpx_buf *b, const struct cpx_freq *q);
+int cpx_freq_parse(const uint8_t *p, size_t n, struct cpx_freq *q);
+void cpx_freq_free(struct cpx_freq *q);
+void cpx_fevent_put(struct cpx_buf *b, uint8_t kind, const char *path,
+    const struct cpx_attr *a);
+int cpx_fevent_parse(const uint8_t *p, size_t n, uint8_t *kind, char **path,
+    struct cpx_attr *a);
+
+#endif /* CPX_PROTOCOL_H */

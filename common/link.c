@@ -1,0 +1,322 @@
+/* link.c — frames over a byte transport; the libuv stream transport. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cpx-link.h"
+
+void
+cpx_link_init(struct cpx_link *link, const struct cpx_link_ops *ops,
+    void *backend, cpx_link_frame_cb on_frame, cpx_link_close_cb on_close,
+    void *arg)
+{
+	memset(link, 0, sizeof *link);
+	link->ops = ops;
+	link->backend = backend;
+	link->on_frame = on_frame;
+	link->on_close = on_close;
+	link->arg = arg;
+	cpx_buf_init(&link->in);
+}
+
+void
+cpx_link_send(struct cpx_link *link, uint8_t type, uint32_t id,
+    const void *payload, size_t len)
+{
+	struct cpx_buf out;
+
+	if (link->closed)
+		return;
+	cpx_buf_init(&out);
+	cpx_frame_put(&out, type, id, payload, len);
+	link->ops->write(link, &out);
+}
+
+/* Sends a frame whose payload is `payload`, then empties it. */
+void
+cpx_link_send_buf(struct cpx_link *link, uint8_t type, uint32_t id,
+    struct cpx_buf *payload)
+{
+	cpx_link_send(link, type, id, payload->data, payload->len);
+	cpx_buf_free(payload);
+}
+
+/* Bytes written but not yet accepted by the transport. */
+size_t
+cpx_link_pending(struct cpx_link *link)
+{
+	return link->closed ? 0 : link->ops->pending(link);
+}
+
+void
+cpx_link_pause(struct cpx_link *link, int paused)
+{
+	if (!link->closed)
+		link->ops->pause(link, paused);
+}
+
+/*
+ * Closes the link from our side: queued frames are still flushed, no
+ * callback runs any more, and the link is freed by its backend. Safe to
+ * call from inside a frame callback.
+ */
+void
+cpx_link_close(struct cpx_link *link)
+{
+	if (link->closed)
+		return;
+	link->closed = 1;
+	link->on_frame = NULL;
+	link->on_close = NULL;
+	if (link->delivering)
+		link->free_pending = 1;
+	else
+		link->ops->close(link);
+}
+
+/* The transport ended (error 0: clean EOF). Runs on_close once, then closes. */
+void
+cpx_link_lost(struct cpx_link *link, int error)
+{
+	cpx_link_close_cb cb = link->on_close;
+	void *arg = link->arg;
+
+	if (link->closed)
+		return;
+	link->on_close = NULL;
+	link->delivering++;
+	if (cb != NULL)
+		cb(link, error, arg);
+	link->delivering--;
+	cpx_link_close(link);
+	if (link->free_pending && link->delivering == 0) {
+		link->free_pending = 0;
+		link->ops->close(link);
+	}
+}
+
+/* Delivers every whole frame in the input buffer. */
+void
+cpx_link_input(struct cpx_link *link, const void *data, size_t len)
+{
+	struct cpx_frame f;
+	size_t used, off = 0;
+	int error = 0;
+
+	if (link->closed)
+		return;
+	cpx_buf_add(&link->in, data, len);
+	link->delivering++;
+	while (!link->closed) {
+		error = cpx_frame_next(link->in.data + off, link->in.len - off,
+		    &f, &used);
+		if (error != 0)
+			break;
+		off += used;
+		if (link->on_frame != NULL)
+			link->on_frame(link, &f, link->arg);
+	}
+	link->delivering--;
+	cpx_buf_consume(&link->in, off);
+	if (link->free_pending && link->delivering == 0) {
+		link->free_pending = 0;
+		link->ops->close(link);
+		return;
+	}
+	if (error != 0 && error != -EAGAIN && !link->closed) {
+		cpx_warn("dropping link: %s frame",
+		    error == -EMSGSIZE ? "oversized" : "malformed");
+		cpx_link_lost(link, error);
+	}
+}
+
+/* The libuv stream transport: one stream to read, one to write (may be one). */
+
+struct uvlink {
+	struct cpx_link link;
+	uv_stream_t *in;
+	uv_stream_t *out;
+	int owned;		/* handles allocated here, from file descriptors */
+	int handles_open;
+	uv_shutdown_t shutdown;
+};
+
+struct uvwrite {
+	uv_write_t req;
+	struct cpx_buf data;
+};
+
+static void
+uvlink_handle_closed(uv_handle_t *h)
+{
+	struct uvlink *ul = h->data;
+
+	if (ul->owned)
+		free(h);
+	if (--ul->handles_open == 0) {
+		cpx_buf_free(&ul->link.in);
+		free(ul);
+	}
+}
+
+static void
+uvlink_close_handles(struct uvlink *ul)
+{
+	ul->handles_open = (ul->in != ul->out) ? 2 : 1;
+	uv_close((uv_handle_t *)ul->in, uvlink_handle_closed);
+	if (ul->in != ul->out)
+		uv_close((uv_handle_t *)ul->out, uvlink_handle_closed);
+}
+
+static void
+uvlink_on_shutdown(uv_shutdown_t *req, int status)
+{
+	uvlink_close_handles(req->data);
+}
+
+static void
+uvlink_close(struct cpx_link *link)
+{
+	struct uvlink *ul = link->backend;
+
+	uv_read_stop(ul->in);
+	ul->shutdown.data = ul;
+	/* Flush what is queued (an EXIT, an ERROR) before closing. */
+	if (uv_is_writable(ul->out) &&
+	    uv_shutdown(&ul->shutdown, ul->out, uvlink_on_shutdown) == 0)
+		return;
+	uvlink_close_handles(ul);
+}
+
+static void
+uvlink_on_write(uv_write_t *req, int status)
+{
+	struct uvwrite *w = (struct uvwrite *)req;
+	struct uvlink *ul = req->data;
+
+	cpx_buf_free(&w->data);
+	free(w);
+	if (status < 0 && status != UV_ECANCELED)
+		cpx_link_lost(&ul->link, status);
+}
+
+static void
+uvlink_write(struct cpx_link *link, struct cpx_buf *data)
+{
+	struct uvlink *ul = link->backend;
+	struct uvwrite *w = cpx_xmalloc(sizeof *w);
+	uv_buf_t buf;
+	int error;
+
+	w->data = *data;
+	cpx_buf_init(data);
+	w->req.data = ul;
+	buf = uv_buf_init((char *)w->data.data, (unsigned)w->data.len);
+	error = uv_write(&w->req, ul->out, &buf, 1, uvlink_on_write);
+	if (error != 0) {
+		cpx_buf_free(&w->data);
+		free(w);
+		cpx_link_lost(link, error);
+	}
+}
+
+static size_t
+uvlink_pending(struct cpx_link *link)
+{
+	struct uvlink *ul = link->backend;
+
+	return ul->out->write_queue_size;
+}
+
+static void
+uvlink_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static __thread char chunk[256 * 1024];
+
+	/* Input is copied into the link's buffer at once, so one static chunk serves. */
+	*buf = uv_buf_init(chunk, sizeof chunk);
+}
+
+static void
+uvlink_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct uvlink *ul = s->data;
+
+	if (n > 0)
+		cpx_link_input(&ul->link, buf->base, (size_t)n);
+	else if (n == UV_EOF)
+		cpx_link_lost(&ul->link, 0);
+	else if (n < 0)
+		cpx_link_lost(&ul->link, (int)n);
+}
+
+static void
+uvlink_pause(struct cpx_link *link, int paused)
+{
+	struct uvlink *ul = link->backend;
+
+	if (paused)
+		uv_read_stop(ul->in);
+	else
+		uv_read_start(ul->in, uvlink_alloc, uvlink_on_read);
+}
+
+static const struct cpx_link_ops uvlink_ops = {
+	.write = uvlink_write,
+	.pending = uvlink_pending,
+	.pause = uvlink_pause,
+	.close = uvlink_close,
+};
+
+/* A link over already initialised libuv streams; the link closes them. */
+struct cpx_link *
+cpx_link_uv_new(uv_stream_t *in, uv_stream_t *out,
+    cpx_link_frame_cb on_frame, cpx_link_close_cb on_close, void *arg)
+{
+	struct uvlink *ul = cpx_xcalloc(1, sizeof *ul);
+
+	cpx_link_init(&ul->link, &uvlink_ops, ul, on_frame, on_close, arg);
+	ul->in = in;
+	ul->out = out;
+	in->data = out->data = ul;
+	uv_read_start(in, uvlink_alloc, uvlink_on_read);
+	return &ul->link;
+}
+
+static uv_stream_t *
+open_fd_stream(uv_loop_t *loop, int fd)
+{
+	uv_pipe_t *p = cpx_xmalloc(sizeof *p);
+
+	uv_pipe_init(loop, p, 0);
+	if (uv_pipe_open(p, fd) != 0) {
+		free(p);
+		return NULL;
+	}
+	return (uv_stream_t *)p;
+}
+
+/*
+ * A link over file descriptors (pipes or sockets), e.g. stdin/stdout of
+ * an sshd forced command. in_fd may equal out_fd. NULL when unusable.
+ */
+struct cpx_link *
+cpx_link_stream_new(uv_loop_t *loop, int in_fd, int out_fd,
+    cpx_link_frame_cb on_frame, cpx_link_close_cb on_close, void *arg)
+{
+	uv_stream_t *in = open_fd_stream(loop, in_fd), *out;
+	struct cpx_link *link;
+
+	if (in == NULL)
+		return NULL;
+	out = in_fd == out_fd ? in : open_fd_stream(loop, out_fd);
+	if (out == NULL) {
+		uv_close((uv_handle_t *)in, (uv_close_cb)free);
+		return NULL;
+	}
+	link = cpx_link_uv_new(in, out, on_frame, on_close, arg);
+	((struct uvlink *)link->backend)->owned = 1;
+	return link;
+}
