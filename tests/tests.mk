@@ -52,3 +52,6 @@ check: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) fuzz
+
+# Folders add their own targets (cluster, integration, bench, containers).
+include $(sort $(wildcard tests/*/*.mk bench/*.mk docker/*.mk))

@@ -1,0 +1,52 @@
+/* agent.h — clusterplex-agent: configuration shared by its subcommands. */
+
+#ifndef AGENT_H
+#define AGENT_H
+
+#include "cpx.h"
+
+/*
+ * Everything the agent reads from its environment, validated once at
+ * start-up. `serve` runs with the container's or unit's environment;
+ * `exec` runs as an sshd forced command whose environment is nearly
+ * empty, so it loads the same variables from an env file first
+ * (`clusterplex-agent exec --env-file PATH`, default
+ * /etc/clusterplex/agent.env when it exists).
+ */
+struct agent_config {
+	/* Both subcommands. */
+	char *name;		/* CLUSTERPLEX_WORKER_NAME, default: hostname */
+	char *root;		/* CLUSTERPLEX_TRANSCODE_DIR, default /transcode */
+	char *transcoder;	/* TRANSCODER_PATH + TRANSCODER_NAME */
+	char *run_dir;		/* CLUSTERPLEX_RUN_DIR, default /run/clusterplex */
+	char *hwaccel;		/* FFMPEG_HWACCEL; NULL when unset or "false" */
+	char *path_map;		/* CLUSTERPLEX_PATH_MAP, "from=to[,from=to]" */
+	long link_timeout_ms;	/* CLUSTERPLEX_LINK_TIMEOUT_MS, default 10000 */
+	long max_tasks;		/* CLUSTERPLEX_MAX_TASKS, default: CPU count */
+
+	/* serve only. */
+	char *orchestrator_url;	/* ORCHESTRATOR_URL */
+	char *token;		/* CLUSTERPLEX_TOKEN (never logged) */
+	long listen_port;	/* LISTENING_PORT, default 3501 */
+	long heartbeat_ms;	/* STAT_CPU_INTERVAL, default 2000 */
+	char *ssh_address;	/* CLUSTERPLEX_SSH_ADDRESS host[:port] advertised */
+	char *ssh_user;		/* CLUSTERPLEX_SSH_USER, default: this user */
+	char *host_key_file;	/* CLUSTERPLEX_HOST_KEY_FILE */
+	char *caps;		/* CLUSTERPLEX_CAPS, e.g. "vaapi,qsv" */
+	char *labels;		/* CLUSTERPLEX_LABELS, e.g. "zone=a,gpu=intel" */
+};
+
+/* config.c */
+
+int agent_config_load(struct agent_config *cfg, int serve, char **cause);
+void agent_config_free(struct agent_config *cfg);
+int agent_env_file_parse(const char *text, size_t len,
+    int (*set)(const char *name, const char *value, void *arg), void *arg,
+    char **cause);
+int agent_env_file_load(const char *path, char **cause);
+
+/* Subcommands: exec.c, serve.c. Each returns the process exit status. */
+int agent_exec_main(struct agent_config *cfg);
+int agent_serve_main(struct agent_config *cfg);
+
+#endif /* AGENT_H */
