@@ -49,4 +49,17 @@ int agent_env_file_load(const char *path, char **cause);
 int agent_exec_main(struct agent_config *cfg);
 int agent_serve_main(struct agent_config *cfg);
 
+/*
+ * The services `exec` offers, chosen by the client's HELLO. A service
+ * takes the link over (its callbacks and argument), runs on `loop`, and
+ * stores the process's exit status in *status before the loop ends.
+ */
+struct cpx_link;
+struct uv_loop_s;
+
+int agent_job_start(struct agent_config *cfg, struct uv_loop_s *loop,
+    struct cpx_link *link, int *status);	/* job.c */
+int agent_files_start(struct agent_config *cfg, struct uv_loop_s *loop,
+    struct cpx_link *link, int *status);	/* files.c */
+
 #endif /* AGENT_H */
