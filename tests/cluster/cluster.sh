@@ -132,6 +132,8 @@ cluster_ssh() {
 
 # cluster_wait_tcp HOST IP PORT SECONDS: until a TCP connect from HOST works.
 cluster_wait_tcp() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local h=$1 ip=$2 port=$3 end=$((SECONDS + $4))
 	while ! cluster_on "$h" timeout 1 bash -c \
 	    "exec 3<>/dev/tcp/$ip/$port" 2>/dev/null; do
@@ -144,6 +146,8 @@ cluster_wait_tcp() {
 # cluster_wait_http HOST URL SECONDS [SVC]: until URL answers 2xx from HOST;
 # gives up at once when service SVC on HOST has died.
 cluster_wait_http() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local h=$1 url=$2 end=$((SECONDS + $3)) svc=${4:-}
 	while ! cluster_on "$h" curl -fsS -m 1 -o /dev/null "$url" 2>/dev/null; do
 		if [ -n "$svc" ] && ! cluster_svc_alive "$h" "$svc"; then
@@ -241,6 +245,8 @@ cluster__mount_host() {
 }
 
 cluster_up() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	cluster__vars && cluster__preflight || return
 	if cluster__exists; then
 		cluster__say "a previous run of this name is still here: cleaning it"
@@ -334,6 +340,8 @@ cluster__unmount_host() {
 }
 
 cluster_down() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	cluster__vars || return
 	local h hosts rc=0 t0=$SECONDS m
 	hosts=$(cluster__known_hosts)
@@ -364,6 +372,8 @@ cluster_down() {
 # Prints what is left of this cluster (namespaces, mounts, processes, state)
 # and fails when anything is.
 cluster_leftovers() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	cluster__vars 2>/dev/null
 	local left=0 ns p
 	ns=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$CPX_CLUSTER-(br|pms|w[0-9]+)$")
@@ -381,7 +391,8 @@ cluster_leftovers() {
 }
 
 # cluster_trap: tear the cluster down when the calling script ends, fails or
-# is interrupted (CPX_KEEP=1 keeps it for a post-mortem).
+# is interrupted (CPX_KEEP=1 keeps it for a post-mortem); the script's exit
+# status is kept.
 cluster_trap() {
 	trap 'cluster__on_exit' EXIT
 	trap 'exit 130' INT
@@ -390,7 +401,12 @@ cluster_trap() {
 }
 
 cluster__on_exit() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local rc=$?
+	# CPX_EXIT_HOOK: a command a test adds to the tear-down (e.g. a second
+	# cluster's cluster_down).
+	[ -z "${CPX_EXIT_HOOK:-}" ] || eval "$CPX_EXIT_HOOK" || true
 	if [ -n "${CPX_KEEP:-}" ]; then
 		echo "cluster $CPX_CLUSTER kept (CPX_KEEP): $CPX_REPO/tests/cluster/cluster.sh down" >&2
 	else
@@ -400,6 +416,8 @@ cluster__on_exit() {
 }
 
 cluster_status() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	cluster__vars || return
 	if ! cluster__exists; then
 		echo "cluster $CPX_CLUSTER: down"

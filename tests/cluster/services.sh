@@ -144,6 +144,8 @@ cluster__start_sshd() {
 # HOME, then the env file's NAME=value lines, then --set), in a session and
 # process group of its own, stdin from /dev/null, output to its log.
 cluster_spawn() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local h=$1 name=$2 user= envf= line
 	local -a sets=() envv
 	shift 2
@@ -192,6 +194,8 @@ cluster_spawn() {
 
 # The pid of the sh that leads the service's session and process group.
 cluster__svc_leader() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local pid f="$CPX_STATE/pids/$1-$2.pid"
 	[ -s "$f" ] || return 1
 	read -r pid <"$f"
@@ -205,6 +209,8 @@ cluster__svc_leader() {
 
 # cluster_svc_pid HOST NAME: the service's own pid (the leader's child).
 cluster_svc_pid() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local leader kids
 	leader=$(cluster__svc_leader "$1" "$2") || return 1
 	kids=$(cat "/proc/$leader/task/$leader/children" 2>/dev/null)
@@ -216,6 +222,8 @@ cluster_svc_alive() { cluster_svc_pid "$1" "$2" >/dev/null; }
 
 # "running (pid N)", "exited N" or "killed".
 cluster_svc_state() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local pid st="$CPX_STATE/pids/$1-$2.status"
 	if pid=$(cluster_svc_pid "$1" "$2"); then
 		echo "running (pid $pid)"
@@ -239,6 +247,8 @@ cluster__svc_died() {
 # whole process group after GRACE seconds (default 5). Returns 0 when it is
 # gone (its exit status: cluster_svc_status).
 cluster_stop_svc() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local h=$1 name=$2 end=$((SECONDS + ${3:-5})) leader pid
 	leader=$(cluster__svc_leader "$h" "$name") || return 0
 	if pid=$(cluster_svc_pid "$h" "$name"); then
@@ -257,6 +267,8 @@ cluster_stop_svc() {
 }
 
 cluster_stop_all() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	cluster__vars || return
 	local f h name
 	cluster_stop_fuse >/dev/null 2>&1
@@ -278,6 +290,8 @@ cluster__need_bin() {
 }
 
 cluster_start_dispatcher() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	cluster__vars && cluster__need_bin clusterplex-dispatcher dispatcher || return
 	cluster_spawn pms dispatcher \
 		--env-file "$CPX_STATE/hosts/pms/etc/dispatcher.env" -- \
@@ -287,6 +301,8 @@ cluster_start_dispatcher() {
 
 # The fake PMS records every request to $(cluster_fake_pms_requests).
 cluster_start_fake_pms() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	cluster__vars || return
 	cluster_spawn pms fake-pms -- /usr/bin/python3 "$CPX_SRC/tests/standin/fake-pms" \
 		--listen "127.0.0.1:$CPX_PMS_PORT" --root /transcode \
@@ -297,6 +313,8 @@ cluster_start_fake_pms() {
 cluster_fake_pms_requests() { echo "$CPX_STATE/hosts/pms/run/fake-pms-requests.jsonl"; }
 
 cluster_start_agent() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local h=w$1
 	cluster__vars && cluster__need_bin clusterplex-agent "agent serve on $h" || return
 	cluster_spawn "$h" agent --user "$CPX_WORKER_USER" \
@@ -306,6 +324,8 @@ cluster_start_agent() {
 }
 
 cluster_start_agents() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local i
 	cluster__vars || return
 	for ((i = 1; i <= CPX_WORKERS; i++)); do
@@ -315,6 +335,8 @@ cluster_start_agents() {
 
 # cluster_wait_workers N SECONDS: until the dispatcher lists N workers.
 cluster_wait_workers() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local n=$1 end=$((SECONDS + $2)) got
 	while :; do
 		got=$(cluster_pms curl -fsS -m 2 "http://127.0.0.1:$CPX_DISPATCHER_PORT/api/v1/workers" 2>/dev/null |
@@ -330,6 +352,8 @@ print(len(d if isinstance(d, list) else d.get("workers", [])))' 2>/dev/null)
 }
 
 cluster_start_pool() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local sock="$CPX_STATE/hosts/pms/run/pool.sock" end
 	cluster__vars && cluster__need_bin clusterplex-shim "the shim's pool" || return
 	cluster_spawn pms pool --env-file "$CPX_STATE/hosts/pms/etc/pms.env" -- \
@@ -350,6 +374,8 @@ cluster__fuse_mounted() {
 
 # Mounts clusterplex-fuse over the pms host's /transcode (CPX_FUSE_ARGS).
 cluster_start_fuse() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local end
 	cluster__vars && cluster__need_bin clusterplex-fuse fuse || return
 	# shellcheck disable=SC2086
@@ -367,6 +393,8 @@ cluster_start_fuse() {
 # Unmounts /transcode as an administrator would; the daemon must then exit
 # by itself, with status 0, within 10 s. Returns non-zero otherwise.
 cluster_stop_fuse() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	local end=$((SECONDS + 10)) st
 	cluster__vars || return
 	[ -e "$CPX_STATE/pids/pms-fuse.pid" ] || return 0
@@ -389,6 +417,8 @@ cluster_stop_fuse() {
 
 # Dispatcher, fake PMS, every agent (registered), pool, fuse.
 cluster_start_all() {
+	local -
+	set +e +o pipefail	# whatever the caller set
 	cluster_start_dispatcher && cluster_start_fake_pms && cluster_start_agents &&
 		cluster_wait_workers "$CPX_WORKERS" 15 && cluster_start_pool &&
 		cluster_start_fuse
