@@ -175,8 +175,8 @@ cluster__preflight() {
 # A worker account for sshd: key-only, /bin/sh (sshd runs the forced command
 # through the login shell; a locked "!" password would refuse even keys).
 cluster__ensure_user() {
-	local u=$CPX_WORKER_USER try
-	for try in 1 2 3 4 5; do
+	local u=$CPX_WORKER_USER
+	for _ in 1 2 3 4 5; do
 		getent passwd "$u" >/dev/null && break
 		useradd --system --user-group --create-home \
 			--home-dir "/var/lib/$u" --shell /bin/sh "$u" 2>/dev/null &&
@@ -292,7 +292,7 @@ cluster__known_hosts() {
 # namespace file, or, once both are gone, by the pair of namespace ids
 # recorded at creation (both must match, so a reused id never matches).
 cluster__host_pids() {
-	local h=$1 f="$CPX_STATE/ns/$1" mnt= rnet= rmnt=
+	local h=$1 f="$CPX_STATE/ns/$1" mnt="" rnet="" rmnt=""
 	{
 		[ -e "/run/netns/$CPX_CLUSTER-$h" ] && ip netns pids "$CPX_CLUSTER-$h"
 		[ "$(stat -f -c %T "$f" 2>/dev/null)" = nsfs ] && mnt=$(stat -c %i "$f")
@@ -329,7 +329,7 @@ cluster__kill_host() {
 }
 
 cluster__unmount_host() {
-	local h=$1 f="$CPX_STATE/ns/$h"
+	local h=$1 f="$CPX_STATE/ns/$1"
 	[ "$(stat -f -c %T "$f" 2>/dev/null)" = nsfs ] || return 0
 	if nsenter --mount="$f" findmnt -n -o FSTYPE --mountpoint /transcode |
 	    grep -q '^fuse'; then

@@ -146,7 +146,7 @@ cluster__start_sshd() {
 cluster_spawn() {
 	local -
 	set +e +o pipefail	# whatever the caller set
-	local h=$1 name=$2 user= envf= line
+	local h=$1 name=$2 user="" envf="" line
 	local -a sets=() envv
 	shift 2
 	while [ $# -gt 0 ]; do

@@ -113,7 +113,7 @@ EOF
 # PMS, as PMS serves segments), must equal the worker's file byte for byte
 # (hashed inside the worker). Prints the count.
 segments_compare() {
-	local s=$1 w=$2 pat=$3 dir="Transcode/Sessions/$1" names n=0 f a b
+	local w=$2 pat=$3 dir="Transcode/Sessions/$1" names n=0 f a b
 	names=$(cluster_pms curl -fsS -m 10 "http://127.0.0.1:$CPX_PMS_PORT/_files/$dir/" |
 		/usr/bin/python3 -c '
 import fnmatch, json, sys
