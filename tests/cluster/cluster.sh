@@ -21,7 +21,7 @@ CPX_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CPX_SRC=/opt/clusterplex	# where every host sees the repository
 CPX_WORKER_USER=${CPX_WORKER_USER:-cpxworker}
 CPX_MEDIA_DIR=${CPX_MEDIA_DIR:-$CPX_REPO/build/media}
-CPX_FUSE_ARGS=${CPX_FUSE_ARGS:--f /transcode}
+CPX_FUSE_ARGS=${CPX_FUSE_ARGS:-/transcode}
 CPX_LOG_LEVEL=${CPX_LOG_LEVEL:-info}
 
 # Host-side mount points; created when missing and left in place (empty),

@@ -84,8 +84,17 @@ CLUSTERPLEX_TRANSCODE_DIR=/transcode
 CLUSTERPLEX_RUN_DIR=/run/clusterplex
 CLUSTERPLEX_SSH_KEY=/etc/clusterplex/ssh/id_ed25519
 CLUSTERPLEX_KNOWN_HOSTS=/etc/clusterplex/ssh/known_hosts
+CLUSTERPLEX_LOCAL_TRANSCODER=/etc/clusterplex/transcoder/Plex Transcoder
 CLUSTERPLEX_LOG_LEVEL=$CPX_LOG_LEVEL
 EOF
+}
+
+# The real transcoder's name, space included, pointing at the stand-in:
+# workers run it, the PMS host runs it for jobs that stay local.
+cluster__transcoder_link() {
+	mkdir -p "$1/transcoder" &&
+		ln -sfn "$CPX_SRC/tests/standin/plex-transcoder" \
+			"$1/transcoder/Plex Transcoder"
 }
 
 cluster__dispatcher_env() {
@@ -107,11 +116,7 @@ cluster__provision_worker() {
 		"$CPX_SRC/build/clusterplex-agent" "$pub" >"$d/etc/ssh/authorized_keys"
 	cluster__agent_env "$h" >"$d/etc/agent.env"
 	chgrp "$u" "$d/etc/agent.env" && chmod 640 "$d/etc/agent.env" || return
-	# The real transcoder's name, space included, pointing at the stand-in.
-	mkdir -p "$d/etc/transcoder" &&
-		ln -sfn "$CPX_SRC/tests/standin/plex-transcoder" \
-			"$d/etc/transcoder/Plex Transcoder" &&
-		chown "$u:$u" "$d/transcode" "$d/run"
+	cluster__transcoder_link "$d/etc" && chown "$u:$u" "$d/transcode" "$d/run"
 }
 
 cluster__provision() {
@@ -123,6 +128,7 @@ cluster__provision() {
 	cluster__pms_env >"$d/pms.env"
 	cluster__dispatcher_env >"$d/dispatcher.env"
 	chmod 600 "$d/pms.env" "$d/dispatcher.env"
+	cluster__transcoder_link "$d" || return
 	for h in $(cluster_hosts); do
 		[ "$h" = pms ] || cluster__provision_worker "$h" "$pub" || return
 	done
