@@ -165,7 +165,7 @@ cluster_wait_http() {
 cluster__preflight() {
 	local t
 	[ "$(id -u)" = 0 ] || { cluster__err "must run as root"; return; }
-	for t in ip nsenter unshare setpriv ssh-keygen /usr/sbin/sshd ssh curl \
+	for t in ip nsenter unshare setpriv taskset ssh-keygen /usr/sbin/sshd ssh curl \
 	    fusermount3 findmnt /usr/bin/python3 ffmpeg; do
 		command -v "$t" >/dev/null ||
 			{ cluster__err "missing $t: run scripts/deps.sh"; return; }
@@ -229,18 +229,39 @@ cluster__host_setup() {
 		mount -t tmpfs -o mode=1777,size=256m "$CPX_CLUSTER-$h-tmp" /tmp
 }
 
-cluster__mount_host() {
-	local h=$1 d="$CPX_STATE/hosts/$1"
-	mkdir -p "$d/etc/ssh" "$d/run" "$d/transcode" || return
-	: >"$CPX_STATE/ns/$h" || return
-	nsenter --net="/run/netns/$CPX_CLUSTER-$h" -- \
+# cluster__new_mountns HOST [PREFIX...]: the host's mount namespace, bound
+# to $CPX_STATE/ns/HOST, set up by __host-setup; PREFIX runs unshare (taskset).
+cluster__new_mountns() {
+	local h=$1
+	shift
+	"$@" nsenter --net="/run/netns/$CPX_CLUSTER-$h" -- \
 		unshare --mount="$CPX_STATE/ns/$h" --propagation private -- \
 		env CPX_CLUSTER="$CPX_CLUSTER" CPX_STATE_DIR="$CPX_STATE" \
 		CPX_MEDIA_DIR="$CPX_MEDIA_DIR" \
-		bash "$CPX_REPO/tests/cluster/cluster.sh" __host-setup "$h" ||
-		{ cluster__err "mount namespace of $h failed"; return; }
+		bash "$CPX_REPO/tests/cluster/cluster.sh" __host-setup "$h"
+}
+
+cluster__mount_host() {
+	local h=$1 d="$CPX_STATE/hosts/$1" f="$CPX_STATE/ns/$1" cpu
+	mkdir -p "$d/etc/ssh" "$d/run" "$d/transcode" || return
+	: >"$f" || return
+	# Linux (6.18) numbers mount namespaces from per-CPU batches, and binds
+	# a namespace file only when its id is above the binding process's
+	# namespace's (a guard against loops). Run nested (in a container),
+	# unshare therefore fails on some CPUs and works on others: when it
+	# fails, try it pinned to each CPU in turn.
+	if ! cluster__new_mountns "$h" 2>"$d/unshare.err"; then
+		[ "$(stat -f -c %T "$f")" != nsfs ] ||
+			{ cat "$d/unshare.err" >&2; cluster__err "setting up $h failed"; return; }
+		for cpu in $(seq 0 $(($(nproc --all) - 1))); do
+			cluster__new_mountns "$h" taskset -c "$cpu" 2>>"$d/unshare.err" &&
+				break
+		done
+		[ "$(stat -f -c %T "$f")" = nsfs ] ||
+			{ cat "$d/unshare.err" >&2; cluster__err "mount namespace of $h failed"; return; }
+	fi
 	# Kept so that `down` finds processes even if the files are gone.
-	echo "net=$(stat -L -c %i "/run/netns/$CPX_CLUSTER-$h") mnt=$(stat -c %i "$CPX_STATE/ns/$h")" \
+	echo "net=$(stat -L -c %i "/run/netns/$CPX_CLUSTER-$h") mnt=$(stat -c %i "$f")" \
 		>"$d/ids"
 }
 
