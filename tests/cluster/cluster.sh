@@ -274,6 +274,7 @@ cluster_up() {
 		cluster_down || return
 	fi
 	local h mp t0=$SECONDS
+	CPX_UP_STARTED=1	# from here on, a failed up leaves things to clean
 	CPX_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 	mkdir -p "$CPX_STATE"/{ns,hosts,logs,pids} "$CPX_MEDIA_DIR" /run/sshd || return
 	printf 'name=%s\nworkers=%s\nnet=%s\ntoken=%s\nrepo=%s\n' "$CPX_CLUSTER" \
@@ -466,7 +467,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	case $cmd in
 	__host-setup) cluster__vars && cluster__host_setup "$@" ;;
 	up) [ $# = 0 ] || CPX_WORKERS=$1
-	    cluster_up || { rc=$?; cluster_down; exit $rc; } ;;
+	    cluster_up || { rc=$?; [ -z "${CPX_UP_STARTED:-}" ] || cluster_down; exit $rc; } ;;
 	down) cluster_down ;;
 	status) cluster_status ;;
 	leftovers) cluster__vars && cluster_leftovers && echo "cluster $CPX_CLUSTER: nothing left" ;;
