@@ -6,9 +6,9 @@
 # transcoder, shows where each step ran and how long it took, checks the
 # result, and tears everything down. Run as root: `make demo`.
 set -eu -o pipefail
+export CPX_CLUSTER=${CPX_CLUSTER:-demo} CPX_WORKERS=${CPX_WORKERS:-2}
 source "$(cd "$(dirname "$0")/.." && pwd)/tests/integration/lib.sh"
 
-export CPX_CLUSTER=${CPX_CLUSTER:-demo} CPX_WORKERS=${CPX_WORKERS:-2}
 TOKEN=local-00000000-1111-2222-3333-444444444444
 SESSION=plex-transcode-demo$$-d5b670a4-a535-490f-881e-dcbba86b8f82
 DIR=Transcode/Sessions/$SESSION
@@ -23,7 +23,11 @@ step() {
 	local label=$1 where=$2 t out
 	shift 2
 	t=$(t_now)
-	out=$("$@") || t_fail "$label: failed (logs: $CPX_STATE/logs)"
+	if ! out=$("$@"); then
+		printf '  %-11s %6s s  %s  FAILED%s\n' "$label" "$(t_since "$t")" \
+			"$where" "${out:+: $out}"
+		t_fail "$label"
+	fi
 	printf '  %-11s %6s s  %s%s\n' "$label" "$(t_since "$t")" "$where" "${out:+  $out}"
 }
 
@@ -36,8 +40,11 @@ workers() {
 }
 
 play() {
-	play_fixture dash-remux "$SESSION" "$CPX_SRC/build/clusterplex-shim" >&2
-	echo "exit $(t_json "$(play_result "$SESSION")" exit)"
+	local rc=0
+	play_fixture dash-remux "$SESSION" "$CPX_SRC/build/clusterplex-shim" >&2 ||
+		rc=$?
+	echo "the shim exited $rc"
+	return $rc
 }
 
 ran_where() {
@@ -76,10 +83,12 @@ down() {
 	CPX_QUIET=1 cluster_down && echo "no namespace, mount or process left"
 }
 
+cluster__vars || exit
 echo "ClusterPlex demo: cluster '$CPX_CLUSTER' on this machine"
 step movie "host" movie
 cluster_trap
 step up "host" up
+cluster__vars	# the new cluster's settings (token), made in step's subshell
 step dispatcher "pms $(cluster_pms_ip):$CPX_DISPATCHER_PORT" cluster_start_dispatcher
 step fake-pms "pms 127.0.0.1:$CPX_PMS_PORT" cluster_start_fake_pms
 step agents "$(workers)" cluster_start_agents

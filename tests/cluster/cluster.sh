@@ -423,12 +423,18 @@ cluster_trap() {
 }
 
 cluster__on_exit() {
+	local rc=$?
 	local -
 	set +e +o pipefail	# whatever the caller set
-	local rc=$?
 	# CPX_EXIT_HOOK: a command a test adds to the tear-down (e.g. a second
 	# cluster's cluster_down).
 	[ -z "${CPX_EXIT_HOOK:-}" ] || eval "$CPX_EXIT_HOOK" || true
+	# A failure's service logs outlive the state folder.
+	if [ "$rc" != 0 ] && [ -d "$CPX_STATE/logs" ]; then
+		local keep="$CPX_REPO/build/cluster-logs/$CPX_CLUSTER"
+		rm -rf "$keep" && mkdir -p "$keep" && cp -a "$CPX_STATE/logs/." "$keep/" &&
+			echo "cluster $CPX_CLUSTER: service logs kept in $keep" >&2
+	fi
 	if [ -n "${CPX_KEEP:-}" ]; then
 		echo "cluster $CPX_CLUSTER kept (CPX_KEEP): $CPX_REPO/tests/cluster/cluster.sh down" >&2
 	else

@@ -4,9 +4,9 @@
 # host into `clusterplex-agent exec` on every worker (host key pinned, PMS
 # key only), and one /transcode per host. Needs build/clusterplex-agent.
 set -eu -o pipefail
+export CPX_CLUSTER=${CPX_CLUSTER:-clb} CPX_WORKERS=2
 source "$(dirname "$0")/lib.sh"
 
-export CPX_CLUSTER=${CPX_CLUSTER:-clb} CPX_WORKERS=2
 OTHER=${CPX_CLUSTER}x
 t_require_parts clusterplex-agent
 cluster_trap

@@ -9,9 +9,9 @@
 # mount equals the worker's file, that the shim exited 0 and that fuse
 # exits 0 when unmounted.
 set -eu -o pipefail
+export CPX_CLUSTER=${CPX_CLUSTER:-cle} CPX_WORKERS=${CPX_WORKERS:-2}
 source "$(dirname "$0")/lib.sh"
 
-export CPX_CLUSTER=${CPX_CLUSTER:-cle} CPX_WORKERS=${CPX_WORKERS:-2}
 TOKEN=local-00000000-1111-2222-3333-444444444444
 SESSION=plex-transcode-e2e$$-d5b670a4-a535-490f-881e-dcbba86b8f82
 DIR=Transcode/Sessions/$SESSION
@@ -26,7 +26,7 @@ t_ok "dispatcher, fake PMS, $CPX_WORKERS agents (registered), pool and fuse run"
 
 rc=0
 play_fixture dash-remux "$SESSION" "$CPX_SRC/build/clusterplex-shim" || rc=$?
-[ "$rc" = 0 ] || t_fail "the shim exited $rc (logs: $CPX_STATE/logs)"
+[ "$rc" = 0 ] || t_fail "the shim exited $rc"
 t_ok "the shim exited 0 after $(t_json "$(play_result "$SESSION")" seconds) s"
 
 w=$(session_worker "$SESSION") || t_fail "the job did not run on exactly one worker"

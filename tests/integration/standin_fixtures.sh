@@ -5,9 +5,9 @@
 # callbacks with the token, ffmpeg's exit status and death by signal are
 # passed on, and a SIGKILL of the wrapper leaves no ffmpeg behind.
 set -eu -o pipefail
+export CPX_CLUSTER=${CPX_CLUSTER:-clst} CPX_WORKERS=0
 source "$(dirname "$0")/lib.sh"
 
-export CPX_CLUSTER=${CPX_CLUSTER:-clst} CPX_WORKERS=0
 TOKEN=local-00000000-1111-2222-3333-444444444444
 STANDIN=$CPX_SRC/tests/standin/plex-transcoder
 SESS=/transcode/Transcode/Sessions
