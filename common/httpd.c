@@ -40,6 +40,8 @@ struct conn {
 	uint64_t req_start;
 	enum conn_state state;
 	int reading;
+	int shutting;			/* uv_shutdown issued */
+	int peer_eof;			/* the client closed its side */
 	int continue_sent;
 	int handles;			/* open uv handles; freed at 0 */
 };
@@ -193,7 +195,7 @@ on_shutdown(uv_shutdown_t *req, int status)
 	free(req);
 	if (c->state == CONN_DEAD)
 		return;
-	if (status != 0) {
+	if (status != 0 || c->peer_eof) {
 		conn_close(c);
 		return;
 	}
@@ -203,7 +205,7 @@ on_shutdown(uv_shutdown_t *req, int status)
 	 */
 	c->state = CONN_LINGER;
 	set_deadline(c, LINGER_MS);
-	if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp,
+	if (!c->reading && !c->peer_eof && uv_read_start((uv_stream_t *)&c->tcp,
 	    on_alloc, on_read) == 0)
 		c->reading = 1;
 }
@@ -211,8 +213,12 @@ on_shutdown(uv_shutdown_t *req, int status)
 static void
 start_shutdown(struct conn *c)
 {
-	uv_shutdown_t *req = cpx_xmalloc(sizeof *req);
+	uv_shutdown_t *req;
 
+	if (c->shutting)
+		return;
+	c->shutting = 1;
+	req = cpx_xmalloc(sizeof *req);
 	req->data = c;
 	if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
 		free(req);
@@ -375,6 +381,13 @@ on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void
 on_eof(struct conn *c)
 {
+	c->peer_eof = 1;
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = 0;
+	}
+	if (c->state == CONN_CLOSING)
+		return;		/* the answer is still on its way out */
 	if (c->state != CONN_OPEN) {
 		conn_close(c);
 		return;
@@ -404,7 +417,8 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 			conn_close(c);
 		return;
 	}
-	if (c->state == CONN_LINGER || n == 0)
+	/* After the last answer, input is only drained and dropped. */
+	if (c->state != CONN_OPEN || n == 0)
 		return;
 	if (c->stash.len > 0) {
 		/* Keep order: older bytes first. */

@@ -26,6 +26,7 @@ disp_config_defaults(struct disp_config *cfg)
 	cfg->max_jobs = 100000;
 	cfg->max_conns = 1024;
 	cfg->idle_ms = 60000;
+	cfg->request_ms = 10000;
 }
 
 struct long_var {
@@ -54,6 +55,8 @@ static const struct long_var long_vars[] = {
 	    offsetof(struct disp_config, max_conns), 16, 100000 },
 	{ "CLUSTERPLEX_HTTP_IDLE_MS", offsetof(struct disp_config, idle_ms),
 	    1000, 3600000 },
+	{ "CLUSTERPLEX_HTTP_REQUEST_MS",
+	    offsetof(struct disp_config, request_ms), 100, 600000 },
 };
 
 static int

@@ -45,6 +45,7 @@ struct disp_config {
 	long max_jobs;		/* CLUSTERPLEX_MAX_JOBS, default 100000 */
 	long max_conns;		/* CLUSTERPLEX_HTTP_MAX_CONNECTIONS, default 1024 */
 	long idle_ms;		/* CLUSTERPLEX_HTTP_IDLE_MS, default 60000 */
+	long request_ms;	/* CLUSTERPLEX_HTTP_REQUEST_MS, default 10000 */
 };
 
 void disp_config_defaults(struct disp_config *cfg);

@@ -74,6 +74,7 @@ serve(struct daemon *dm)
 	cpx_httpd_limits_default(&lim);
 	lim.max_conns = (size_t)dm->cfg.max_conns;
 	lim.idle_ms = (unsigned)dm->cfg.idle_ms;
+	lim.request_ms = (unsigned)dm->cfg.request_ms;
 	disp_init(&dm->d, &dm->cfg);
 	if (cpx_httpd_start(loop, dm->cfg.listen_host, (int)dm->cfg.port, &lim,
 	    disp_api_handle, &dm->d, &dm->srv, &cause) != 0) {
