@@ -145,7 +145,7 @@ get_long(const cJSON *obj, const char *field, long min, long max, long *out,
 	double d = (double)*out;
 	int error = get_number(obj, field, (double)min, (double)max, &d, cause);
 
-	if (error == 0 && d != floor(d)) {
+	if (error == 0 && d != (double)(long long)d) {
 		cpx_set_cause(cause, "\"%s\" must be a whole number", field);
 		return -EINVAL;
 	}
