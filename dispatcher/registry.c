@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -28,7 +29,8 @@ void
 disp_init(struct disp *d, const struct disp_config *cfg)
 {
 	static const char hex[] = "0123456789abcdef";
-	uint64_t seed = cpx_now_us() ^ (uint64_t)time(NULL) << 20;
+	uint8_t rnd[8];
+	uint64_t t = cpx_now_us() ^ (uint64_t)time(NULL);
 	size_t i;
 
 	memset(d, 0, sizeof *d);
@@ -37,8 +39,14 @@ disp_init(struct disp *d, const struct disp_config *cfg)
 	disp_map_init(&d->jobs);
 	disp_map_init(&d->sessions);
 	/* Tells a restart apart in /health; not a secret, not an identity. */
-	for (i = 0; i < sizeof d->instance - 1; i++, seed >>= 4)
-		d->instance[i] = hex[(seed ^ (seed >> 29) * i) & 15];
+	if (getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
+		for (i = 0; i < sizeof rnd; i++, t = t * 6364136223846793005ull + 1)
+			rnd[i] = (uint8_t)(t >> 56);
+	}
+	for (i = 0; i < sizeof rnd; i++) {
+		d->instance[2 * i] = hex[rnd[i] >> 4];
+		d->instance[2 * i + 1] = hex[rnd[i] & 15];
+	}
 	d->instance[sizeof d->instance - 1] = '\0';
 	d->started_wall = disp_wall_now();
 }
