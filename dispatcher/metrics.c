@@ -54,14 +54,14 @@ per_worker(struct disp *d, uint64_t now, struct cpx_buf *out)
 	for (i = 0; i < d->nworkers; i++) {
 		w = d->order[i];
 		cpx_buf_printf(out, "clusterplex_worker_tasks{worker=\"%s\"} "
-		    "%zu\n", w->ep.name, w->ntasks);
+		    "%u\n", w->ep.name, w->ntasks);
 	}
 	head(out, "worker_max_tasks", "gauge",
 	    "The worker's concurrency limit.");
 	for (i = 0; i < d->nworkers; i++) {
 		w = d->order[i];
 		cpx_buf_printf(out, "clusterplex_worker_max_tasks"
-		    "{worker=\"%s\"} %ld\n", w->ep.name, w->max_tasks);
+		    "{worker=\"%s\"} %d\n", w->ep.name, w->max_tasks);
 	}
 	head(out, "worker_available", "gauge",
 	    "1 when the worker takes new jobs (alive, not draining, not "

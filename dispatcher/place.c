@@ -25,8 +25,7 @@ const char *const disp_place_fail_names[] = {
 double
 disp_projected_cpu(const struct disp_worker *w)
 {
-	double per_task = 100.0 / (double)(w->max_tasks > 0 ? w->max_tasks : 1);
-	double cpu = w->cpu + per_task * (double)w->nunseen;
+	double cpu = w->cpu + w->per_task * (double)w->nunseen;
 
 	return cpu > 100.0 ? 100.0 : cpu;
 }
@@ -74,44 +73,48 @@ ineligible(const struct disp_worker *w, const struct disp_place_req *pr,
 		return DISP_PF_DRAINING;
 	if (now < w->backoff_until)
 		return DISP_PF_BACKOFF;
-	if (w->ntasks >= (size_t)w->max_tasks)
+	if ((int32_t)w->ntasks >= w->max_tasks)
 		return DISP_PF_BUSY;
 	return -1;
 }
 
-/* Negative when a is the better choice. */
-static int
-compare(int strategy, const struct disp_worker *a,
-    const struct disp_worker *b)
-{
-	double ka = 0, kb = 0;
+/* What the strategy compares: smaller wins, field by field. */
+struct rank_key {
+	double k1;
+	double k2;
+	uint64_t pick;
+};
 
+static void
+rank_key(int strategy, const struct disp_worker *w, struct rank_key *k)
+{
+	k->k1 = k->k2 = 0;
+	k->pick = w->last_pick;
 	switch (strategy) {
 	case DISP_LOAD_CPU:
-		ka = disp_projected_cpu(a);
-		kb = disp_projected_cpu(b);
+		k->k1 = disp_projected_cpu(w);
 		break;
 	case DISP_LOAD_TASKS:
-		ka = (double)a->ntasks;
-		kb = (double)b->ntasks;
+		k->k1 = (double)w->ntasks;
 		break;
 	case DISP_LOAD_RANK:
 		/* ClusterPlex's rank: benchmark score times free CPU; higher wins. */
-		ka = -a->bench * (100.0 - disp_projected_cpu(a));
-		kb = -b->bench * (100.0 - disp_projected_cpu(b));
-		if (ka == kb) {
-			ka = (double)a->ntasks;
-			kb = (double)b->ntasks;
-		}
+		k->k1 = -w->bench * (100.0 - disp_projected_cpu(w));
+		k->k2 = (double)w->ntasks;
 		break;
 	default:
 		break;
 	}
-	if (ka != kb)
-		return ka < kb ? -1 : 1;
-	if (a->last_pick != b->last_pick)
-		return a->last_pick < b->last_pick ? -1 : 1;
-	return 0;
+}
+
+static int
+better(const struct rank_key *a, const struct rank_key *b)
+{
+	if (a->k1 != b->k1)
+		return a->k1 < b->k1;
+	if (a->k2 != b->k2)
+		return a->k2 < b->k2;
+	return a->pick < b->pick;
 }
 
 static void
@@ -163,6 +166,7 @@ best_worker(struct disp *d, const struct disp_place_req *pr, uint64_t now,
     struct disp_placement *out)
 {
 	struct disp_worker *best = NULL, *w;
+	struct rank_key bk = { 0 }, k;
 	size_t why[DISP_PF_EXCLUDED + 1] = { 0 }, alive = 0, i;
 	int r;
 
@@ -175,8 +179,11 @@ best_worker(struct disp *d, const struct disp_place_req *pr, uint64_t now,
 			why[r]++;
 			continue;
 		}
-		if (best == NULL || compare(d->cfg->strategy, w, best) < 0)
+		rank_key(d->cfg->strategy, w, &k);
+		if (best == NULL || better(&k, &bk)) {
 			best = w;
+			bk = k;
+		}
 	}
 	if (best == NULL)
 		describe_failure(pr, why, alive, out);

@@ -139,7 +139,7 @@ take_registration(struct disp *d, struct disp_worker *w, struct disp_reg *reg,
 		free(w->caps[i]);
 	free(w->caps);
 	w->caps = reg->caps;
-	w->ncaps = reg->ncaps;
+	w->ncaps = (uint8_t)reg->ncaps;
 	reg->caps = NULL;
 	reg->ncaps = 0;
 	cJSON_Delete(w->labels);
@@ -147,10 +147,11 @@ take_registration(struct disp *d, struct disp_worker *w, struct disp_reg *reg,
 	reg->labels = NULL;
 	w->cpus = reg->cpus;
 	w->bench = reg->bench;
-	w->max_tasks = reg->max_tasks;
+	w->max_tasks = (int32_t)reg->max_tasks;
+	w->per_task = 100.0 / (double)(reg->max_tasks > 0 ? reg->max_tasks : 1);
 	w->interval_ms = reg->interval_ms;
 	w->cpu = reg->cpu;
-	w->draining = reg->drain;
+	w->draining = (uint8_t)reg->drain;
 	w->last_seen_ms = now;
 	w->expires_ms = now + (uint64_t)(w->interval_ms * d->cfg->misses);
 }
@@ -199,7 +200,7 @@ disp_register(struct disp *d, struct disp_reg *reg, uint64_t now,
 	take_registration(d, w, reg, now);
 	disp_jobs_reconcile(d, w, reg->jobs, reg->njobs, now);
 	cpx_info("worker %s %sregistered: %s@%s:%d, %ld cpus, bench %.0f, "
-	    "max %ld tasks, %zu running%s", w->ep.name, fresh ? "" : "re-",
+	    "max %d tasks, %u running%s", w->ep.name, fresh ? "" : "re-",
 	    w->ep.user, w->ep.host, w->ep.port, w->cpus, w->bench,
 	    w->max_tasks, w->ntasks, w->draining ? ", draining" : "");
 	*out = w;
@@ -231,7 +232,7 @@ disp_leave(struct disp *d, const char *name, uint64_t now)
 
 	if (w == NULL)
 		return -ENOENT;
-	cpx_info("worker %s left (%zu jobs running)", name, w->ntasks);
+	cpx_info("worker %s left (%u jobs running)", name, w->ntasks);
 	worker_remove(d, w, now);
 	return 0;
 }
@@ -246,7 +247,7 @@ disp_drain(struct disp *d, const char *name, int drain)
 	if (w->draining != drain)
 		cpx_info("worker %s %s", name, drain ? "draining: no new jobs" :
 		    "back in placement");
-	w->draining = drain;
+	w->draining = (uint8_t)drain;
 	return 0;
 }
 
@@ -264,7 +265,7 @@ disp_sweep(struct disp *d, uint64_t now)
 			continue;
 		}
 		cpx_warn("worker %s sent no heartbeat for %llu ms; removed "
-		    "(%zu jobs lost)", w->ep.name,
+		    "(%u jobs lost)", w->ep.name,
 		    (unsigned long long)(now - w->last_seen_ms), w->ntasks);
 		worker_remove(d, w, now);
 	}

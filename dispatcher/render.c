@@ -64,7 +64,7 @@ worker_state(const struct disp_worker *w, uint64_t now)
 		return "draining";
 	if (now < w->backoff_until)
 		return "backoff";
-	if (w->ntasks >= (size_t)w->max_tasks)
+	if ((int32_t)w->ntasks >= w->max_tasks)
 		return "full";
 	return "ready";
 }
