@@ -1,6 +1,7 @@
 #!/bin/bash
-# run.sh [TEST...] — the integration tests: every executable
-# tests/integration/*.sh but this one (or the ones named), one at a time,
+# run.sh [TEST...] — the integration tests: every tests/integration/*.sh
+# but this one and the libraries (lib.sh, *_lib.sh), or the ones named,
+# each run by the interpreter its first line names, one at a time,
 # each under a cluster name of its own (CPX_TEST_PREFIX + index), within
 # CPX_TEST_TIMEOUT seconds (default 600), output in build/integration/.
 # A test that leaves any part of its cluster behind fails, and the runner
@@ -18,7 +19,10 @@ if [ $# -gt 0 ]; then
 else
 	tests=()
 	for t in "$here"/*.sh; do
-		[ "${t##*/}" != run.sh ] && [ -x "$t" ] && tests+=("$t")
+		case ${t##*/} in
+		run.sh | lib.sh | *_lib.sh) ;;
+		*) tests+=("$t") ;;
+		esac
 	done
 fi
 
@@ -41,7 +45,9 @@ for t in "${tests[@]}"; do
 	name=$(basename "$t" .sh)
 	log=$logs/$name.log
 	t0=$SECONDS
-	CPX_CLUSTER=$prefix$i timeout -k 15 "$timeout" bash "$t" </dev/null >"$log" 2>&1
+	shell=bash
+	[ "$(head -n 1 "$t")" != "#!/bin/sh" ] || shell=sh
+	CPX_CLUSTER=$prefix$i timeout -k 15 "$timeout" "$shell" "$t" </dev/null >"$log" 2>&1
 	rc=$?
 	cleanup_after "$prefix$i" || rc=${rc/#0/99}
 	secs=$((SECONDS - t0))
