@@ -174,8 +174,10 @@ struct cfs_transport {
 	const char *name;
 	/* Starts a link to w; ends in cfs_worker_linked() or cfs_worker_failed(). */
 	void (*connect)(struct cfs *fs, struct cfs_worker *w);
-	/* Releases what connect() set up; the link is already closed. */
+	/* Drops the connection; the link is already closed. */
 	void (*disconnect)(struct cfs *fs, struct cfs_worker *w);
+	/* Frees what the transport keeps for w (at exit). */
+	void (*release)(struct cfs *fs, struct cfs_worker *w);
 };
 
 enum cfs_worker_state {

@@ -209,6 +209,8 @@ cfs_worker_get(struct cfs *fs, const struct cpx_endpoint *ep)
 		drop_link(fs, w);
 		w->state = CFS_W_IDLE;
 		fail_all(fs, w);
+		if (fs->transport->release != NULL)
+			fs->transport->release(fs, w);
 		cpx_endpoint_free(&w->ep);
 		cpx_endpoint_copy(&w->ep, ep);
 	}
@@ -480,6 +482,8 @@ cfs_workers_free(struct cfs *fs)
 		drop_link(fs, w);
 		w->state = CFS_W_IDLE;
 		fail_all(fs, w);
+		if (fs->transport->release != NULL)
+			fs->transport->release(fs, w);
 		cpx_endpoint_free(&w->ep);
 		free(w->last_error);
 		free(w->name);
