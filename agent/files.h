@@ -20,7 +20,6 @@
 
 struct files_watch {
 	int wd;
-	int dirfd;		/* O_PATH, for stat-ing the names it reports */
 	char *path;		/* relative to the root */
 };
 

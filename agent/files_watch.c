@@ -46,7 +46,6 @@ find_wd(struct files_svc *s, int wd)
 static void
 drop(struct files_svc *s, struct files_watch *w)
 {
-	close(w->dirfd);
 	free(w->path);
 	*w = s->watches[--s->nwatches];
 }
@@ -116,18 +115,19 @@ files_watch_add(struct files_svc *s, const char *path)
 		return error;
 	if ((fd = open_or_create_dir(s, path)) < 0)
 		return fd;
+	/*
+	 * No descriptor is kept: one held open would keep the folder's
+	 * dentry alive, and its removal would then never be reported.
+	 */
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
 	wd = inotify_add_watch(s->infd, proc, WATCH_MASK);
-	if (wd < 0 || find_wd(s, wd) != NULL) {
-		/* Another path already watches this folder: keep that one. */
-		error = wd < 0 ? -errno : 0;
-		close(fd);
-		return error;
-	}
+	error = wd < 0 ? -errno : 0;
+	close(fd);
+	if (wd < 0 || find_wd(s, wd) != NULL)
+		return error;	/* another path watches this folder already */
 	s->watches = cpx_xrealloc(s->watches,
 	    (s->nwatches + 1) * sizeof *s->watches);
 	s->watches[s->nwatches].wd = wd;
-	s->watches[s->nwatches].dirfd = fd;
 	s->watches[s->nwatches].path = cpx_xstrdup(path);
 	s->nwatches++;
 	return 0;
@@ -154,6 +154,7 @@ name_event(struct files_svc *s, struct files_watch *w,
 	struct cpx_attr a;
 	struct stat st;
 	uint8_t kind;
+	int fd, found = 0;
 
 	if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
 		kind = CPX_FEV_REMOVED;
@@ -161,11 +162,21 @@ name_event(struct files_svc *s, struct files_watch *w,
 		kind = CPX_FEV_COMPLETE;
 	else
 		kind = CPX_FEV_CREATED;
-	if (kind == CPX_FEV_REMOVED) {
-		files_send_event(s, kind, path, NULL);
-	} else if (fstatat(w->dirfd, ev->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	/*
+	 * A name gone again before we could stat it: its CREATED still
+	 * matters (the fuse side forgets a cached "no such file"), a COMPLETE
+	 * without attributes does not (its REMOVED follows).
+	 */
+	if (kind != CPX_FEV_REMOVED && (fd = cpx_open_beneath(s->rootfd,
+	    w->path, O_PATH | O_DIRECTORY, 0, 0)) >= 0) {
+		found = fstatat(fd, ev->name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+		close(fd);
+	}
+	if (found) {
 		cpx_attr_from_stat(&a, &st);
 		files_send_event(s, kind, path, &a);
+	} else if (kind != CPX_FEV_COMPLETE) {
+		files_send_event(s, kind, path, NULL);
 	}
 	free(path);
 }
