@@ -27,6 +27,7 @@ struct block {
 	uint8_t *data;
 	uint32_t len;
 	int state;
+	int error;		/* why the fetch failed */
 	unsigned pins;		/* fetch in flight, readers, stores */
 	struct reader **waiters;
 	size_t nwaiters;
@@ -281,8 +282,12 @@ reader_done(struct reader *rd)
 {
 	size_t i;
 
+	/*
+	 * A file the worker no longer has (deleted or renamed there while
+	 * open) is stale, as on NFS; anything else is an I/O error.
+	 */
 	if (rd->error != 0)
-		fuse_reply_err(rd->req, EIO);
+		fuse_reply_err(rd->req, rd->error == -ENOENT ? ESTALE : EIO);
 	else
 		reply_reader(rd);
 	for (i = 0; i < rd->nb; i++)
@@ -328,7 +333,7 @@ wake(struct block *b)
 	b->nwaiters = 0;
 	for (i = 0; i < n; i++) {
 		if (b->state != B_READY)
-			w[i]->error = -EIO;
+			w[i]->error = b->error != 0 ? b->error : -EIO;
 		if (--w[i]->missing == 0)
 			reader_done(w[i]);
 	}
@@ -359,6 +364,7 @@ block_arrived(struct cfs *fs, struct block *b, int status,
 		lru_touch(C(fs), b);
 	} else {
 		b->state = status == 0 ? B_READY : -1;
+		b->error = status;
 		if (b->rec != NULL)
 			detach(fs, b);	/* failed: the next read tries again */
 	}
@@ -435,6 +441,7 @@ cfs_cache_read(struct cfs *fs, fuse_req_t req, struct cfs_file *f,
 	struct block *b;
 	struct rec *r;
 	uint64_t i, first = off / CFS_BLOCK, last;
+	char *path;
 
 	if (size == 0) {
 		fuse_reply_buf(req, NULL, 0);
@@ -446,8 +453,14 @@ cfs_cache_read(struct cfs *fs, fuse_req_t req, struct cfs_file *f,
 	rd->off = off;
 	rd->size = size;
 	rd->blocks = cpx_xcalloc((size_t)(last - first + 1), sizeof *rd->blocks);
+	/*
+	 * Renames through the mount move open files along: read the node's
+	 * name of now (or, once it is removed, the name it was opened by).
+	 */
+	path = cfs_node_path(fs, f->ino, NULL);
 	pthread_mutex_lock(&fs->cache_lock);
-	r = rec_get(fs, f->path, 1);
+	r = rec_get(fs, path != NULL ? path : f->path, 1);
+	free(path);
 	if (r->worker == NULL)
 		r->worker = cpx_xstrdup(f->worker);
 	rd->missing = 1;	/* held until every block is counted */

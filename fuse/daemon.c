@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "cfs.h"
@@ -175,24 +176,67 @@ loop_main(void *arg)
 	return NULL;
 }
 
-/* A daemon that died left "Transport endpoint is not connected": clear it. */
-static void
-clear_stale_mount(const char *mountpoint)
+/* Is the newest mount on `mountpoint` one of ours (fuse.clusterplex)? */
+static int
+our_mount(const char *mountpoint)
 {
-	struct stat st;
+	char *line = NULL, mnt[4096], type[64];
+	size_t cap = 0;
+	int ours = 0;
+	FILE *f = fopen("/proc/self/mountinfo", "r");
 
-	if (stat(mountpoint, &st) == 0 || errno != ENOTCONN)
-		return;
-	if (umount2(mountpoint, MNT_DETACH) == 0)
-		cpx_info("cleared a stale mount at %s", mountpoint);
+	if (f == NULL)
+		return 0;
+	while (getline(&line, &cap, f) > 0) {
+		char *dash = strstr(line, " - ");
+
+		if (dash == NULL || sscanf(line, "%*d %*d %*s %*s %4095s", mnt) != 1 ||
+		    strcmp(mnt, mountpoint) != 0)
+			continue;
+		ours = sscanf(dash, " - %63s", type) == 1 &&
+		    strcmp(type, "fuse.clusterplex") == 0;
+	}
+	free(line);
+	fclose(f);
+	return ours;
+}
+
+/*
+ * A daemon that died leaves its mount behind, dead ("Transport endpoint
+ * is not connected"): detach it, or we would open our folder through it.
+ * A stat() may still be answered from the kernel's cache, statfs() never
+ * is. A live mount of ours means another daemon serves the folder.
+ */
+static int
+clear_stale_mounts(const char *mountpoint, char **cause)
+{
+	struct statfs sf;
+	int tries;
+
+	for (tries = 0; tries < 8 && our_mount(mountpoint); tries++) {
+		if (statfs(mountpoint, &sf) == 0) {
+			cpx_set_cause(cause, "%s is served by another "
+			    "clusterplex-fuse already", mountpoint);
+			return -EBUSY;
+		}
+		if (umount2(mountpoint, MNT_DETACH) != 0) {
+			cpx_set_cause(cause, "cannot clear the dead mount on %s: %s",
+			    mountpoint, strerror(errno));
+			return -errno;
+		}
+		cpx_info("cleared a dead mount at %s", mountpoint);
+	}
+	return 0;
 }
 
 static int
 open_root(struct cfs *fs, char **cause)
 {
 	struct stat st;
+	int error;
 
-	clear_stale_mount(fs->set.mountpoint);
+	if ((error = clear_stale_mounts(fs->set.mountpoint, cause)) != 0)
+		return error;
 	fs->rootfd = open(fs->set.mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fs->rootfd < 0 || fstat(fs->rootfd, &st) != 0) {
 		cpx_set_cause(cause, "cannot open %s: %s", fs->set.mountpoint,
@@ -218,6 +262,7 @@ new_session(struct cfs *fs, char **cause)
 	struct fuse_args args = FUSE_ARGS_INIT(fs->set.debug ? 4 : 3, argv);
 
 	fs->se = fuse_session_new(&args, &cfs_ops, sizeof cfs_ops, fs);
+	fuse_opt_free_args(&args);
 	if (fs->se == NULL) {
 		cpx_set_cause(cause, "cannot create the fuse session");
 		return -EIO;

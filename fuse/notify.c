@@ -112,9 +112,13 @@ store_block(struct cfs *fs, uint64_t off, const uint8_t *p, size_t n,
 	int error, tries = 0;
 
 	bv.buf[0].mem = (void *)p;
-	/* Right after a lookup answer the kernel may not have the inode yet. */
+	/*
+	 * Right after a lookup answer the kernel may not have the inode yet
+	 * (-ENOENT), so try again briefly. No splice: the bytes are in
+	 * memory already, and libfuse's splice path prints every -ENOENT.
+	 */
 	while ((error = fuse_lowlevel_notify_store(fs->se, ino, (off_t)off, &bv,
-	    0)) == -ENOENT && ++tries < STORE_TRIES)
+	    FUSE_BUF_NO_SPLICE)) == -ENOENT && ++tries < STORE_TRIES)
 		nanosleep(&ms, NULL);
 	return error;
 }

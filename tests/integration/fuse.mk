@@ -7,7 +7,7 @@
 # pair (no sshd), so the daemon and the file service run together for real.
 
 FUSE_PIPE := $(BUILD)/tests/clusterplex-fuse-pipe
-FUSE_TESTS := $(sort $(wildcard tests/integration/fuse_*.sh))
+FUSE_TESTS := $(filter-out %_lib.sh,$(sort $(wildcard tests/integration/fuse_*.sh)))
 
 $(FUSE_PIPE): tests/integration/fuse_pipe.c $(call part_objs,clusterplex-fuse) $(BUILD)/libcpx.a
 	@mkdir -p $(dir $@)
