@@ -1,8 +1,10 @@
 /* files.c — the file service on one link: requests in, replies and events out. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "files.h"
 
@@ -179,6 +181,11 @@ agent_files_start(struct agent_config *cfg, struct uv_loop_s *loop,
 	link->on_frame = on_frame;
 	link->on_close = on_close;
 	link->arg = s;
+	/*
+	 * Replies are large (512 KiB reads): a 64 KiB pipe to sshd would make
+	 * every one a dozen wake-ups of both. Best effort: it may be a socket.
+	 */
+	fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1024 * 1024);
 	cpx_info("file service for %s", cfg->root);
 	return 0;
 }

@@ -44,6 +44,8 @@ struct rec {
 	size_t nblocks;
 	size_t nready;
 	int want_store;		/* fetched ahead: push into the kernel when whole */
+	int stable;		/* reported finished, unchanged since */
+	uint64_t stored_ino;	/* the inode whose page cache holds it all */
 	struct rec *hnext;
 };
 
@@ -177,6 +179,7 @@ drop_blocks(struct cfs *fs, struct rec *r)
 		if (r->blocks[i] != NULL)
 			detach(fs, r->blocks[i]);
 	r->want_store = 0;
+	r->stored_ino = 0;
 }
 
 static void
@@ -210,9 +213,10 @@ rec_set_attr(struct cfs *fs, struct rec *r, const struct cpx_attr *a,
 {
 	uint64_t expires = cpx_now_ms() + ttl_ms;
 
-	if (r->has_attr && !same_version(&r->attr, a))
+	if (r->has_attr && !same_version(&r->attr, a)) {
 		drop_blocks(fs, r);
-	else if (r->has_attr && r->attr_expires > expires && ttl_ms > 0)
+		r->stable = 0;
+	} else if (r->has_attr && r->attr_expires > expires && ttl_ms > 0)
 		expires = r->attr_expires;	/* the watch vouches for longer */
 	r->attr = *a;
 	r->has_attr = 1;
@@ -407,6 +411,7 @@ fetch(struct cfs *fs, struct rec *r, struct block *b)
 	};
 
 	b->pins++;
+	c->bulk = 1;
 	cpx_freq_put(&c->req, &q);
 	cfs_call_submit(fs, c);
 }
@@ -513,6 +518,35 @@ cfs_cache_prefetch(struct cfs *fs, const char *worker, const char *path,
 	return started;
 }
 
+/*
+ * Whether the kernel should be handed the file's bytes for inode ino: it
+ * is whole here and was not pushed to that inode already (every open
+ * would copy it again otherwise). ino 0 marks it as not pushed anywhere.
+ */
+int
+cfs_cache_should_store(struct cfs *fs, const char *path, uint64_t ino)
+{
+	struct rec *r;
+	int yes;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	r = rec_get(fs, path, 0);
+	yes = r != NULL && rec_complete(r) && r->stored_ino != ino;
+	pthread_mutex_unlock(&fs->cache_lock);
+	return yes;
+}
+
+void
+cfs_cache_mark_stored(struct cfs *fs, const char *path, uint64_t ino)
+{
+	struct rec *r;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	if ((r = rec_get(fs, path, 0)) != NULL)
+		r->stored_ino = ino;
+	pthread_mutex_unlock(&fs->cache_lock);
+}
+
 int
 cfs_cache_complete(struct cfs *fs, const char *path)
 {
@@ -583,6 +617,34 @@ cfs_cache_set_attr(struct cfs *fs, const char *path, const struct cpx_attr *a,
 	pthread_mutex_lock(&fs->cache_lock);
 	rec_set_attr(fs, rec_get(fs, path, 1), a, ttl_ms);
 	pthread_mutex_unlock(&fs->cache_lock);
+}
+
+/*
+ * A finished segment does not change again: the kernel may cache its
+ * attributes for long (an event would invalidate them anyway).
+ */
+void
+cfs_cache_set_stable(struct cfs *fs, const char *path, int stable)
+{
+	struct rec *r;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	if ((r = rec_get(fs, path, 0)) != NULL)
+		r->stable = stable;
+	pthread_mutex_unlock(&fs->cache_lock);
+}
+
+int
+cfs_cache_stable(struct cfs *fs, const char *path)
+{
+	struct rec *r;
+	int stable;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	r = rec_get(fs, path, 0);
+	stable = r != NULL && r->stable;
+	pthread_mutex_unlock(&fs->cache_lock);
+	return stable;
 }
 
 void

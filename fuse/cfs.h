@@ -26,6 +26,8 @@
 #define CFS_LOCAL_TIMEOUT 1.0	/* attr/entry of local paths */
 #define CFS_REMOTE_TIMEOUT 1.0	/* attr/entry of remote paths */
 #define CFS_REMOTE_NEGATIVE 1.0	/* missing names in watched folders */
+#define CFS_STABLE_TIMEOUT 60.0	/* attr/entry of finished remote segments */
+#define CFS_BDI_READAHEAD_KB 2048 /* the kernel's read-ahead on the mount */
 
 #define CFS_BLOCK CPX_FREAD_MAX	/* one PREAD, one cache block */
 
@@ -44,6 +46,7 @@ struct cfs_settings {
 	long readahead_kb;	/* CLUSTERPLEX_FUSE_READAHEAD_KB */
 	long threads;		/* CLUSTERPLEX_FUSE_THREADS */
 	long shutdown_ms;	/* CLUSTERPLEX_FUSE_SHUTDOWN_MS */
+	long connections;	/* CLUSTERPLEX_FUSE_CONNECTIONS (per worker) */
 	int debug;		/* --debug: libfuse traces every request */
 };
 
@@ -127,6 +130,8 @@ struct cfs_route *cfs_route_find(struct cfs *fs, const char *dir);
 struct cfs_route *cfs_route_unlink(struct cfs *fs, const char *dir);
 void cfs_route_free(struct cfs_route *r);
 int cfs_routes_on_worker(struct cfs *fs, const char *worker);
+int cfs_routes_endpoint(struct cfs *fs, const char *worker,
+    struct cpx_endpoint *ep);
 void cfs_route_set(struct cfs *fs, struct cfs_route *r, uid_t uid, gid_t gid,
     int watched);
 void cfs_routes_free(struct cfs *fs);
@@ -160,6 +165,9 @@ typedef void (*cfs_call_done)(struct cfs *fs, struct cfs_call *c, int status,
 struct cfs_call {
 	struct cfs_call *next, *prev;
 	char *worker;
+	int bulk;		/* a PREAD of file bytes: any connection will do */
+	int retried;		/* resent once after its connection was lost */
+	int warm;		/* no request: just connect this lane to worker */
 	uint32_t id;
 	uint64_t deadline;	/* ms, uv loop clock */
 	uint64_t epoch;		/* connection it went out on, or must go on */
@@ -188,8 +196,31 @@ enum cfs_worker_state {
 	CFS_W_BACKOFF,		/* failed; requests fail at once until retry_at */
 };
 
+/*
+ * A lane is a thread with its own libuv loop and its own connection to
+ * each worker: libssh2 decrypts in the thread that owns the session, and
+ * one thread could not decrypt fast enough for one file read cold. Lane 0
+ * is the loop thread (routes, control socket, events, every non-read
+ * call); the others only carry bulk reads (PREAD), spread over all lanes.
+ */
+struct cfs_lane {
+	struct cfs *fs;
+	int index;
+	uv_loop_t *loop;	/* lane 0: &fs->loop */
+	uv_async_t *wake;	/* lane 0: &fs->wake */
+	pthread_mutex_t call_lock;
+	struct cfs_call *submitted, *submitted_tail;
+	struct cfs_worker *workers;
+	int stopping;
+	uv_loop_t own_loop;	/* lanes 1..: */
+	uv_async_t own_wake;
+	uv_timer_t own_tick;
+	pthread_t thread;
+};
+
 struct cfs_worker {
 	struct cfs *fs;
+	struct cfs_lane *lane;
 	char *name;
 	struct cpx_endpoint ep;
 	int state;
@@ -222,10 +253,18 @@ void cfs_worker_failed(struct cfs *fs, struct cfs_worker *w, int status,
 void cfs_link_frame(struct cpx_link *link, const struct cpx_frame *f,
     void *arg);
 void cfs_link_close(struct cpx_link *link, int error, void *arg);
-void cfs_workers_drain(struct cfs *fs);
-void cfs_workers_tick(struct cfs *fs);
-void cfs_workers_free(struct cfs *fs);
+void cfs_workers_drain(struct cfs_lane *lane);
+void cfs_workers_tick(struct cfs_lane *lane);
+void cfs_workers_free(struct cfs_lane *lane);
 int cfs_worker_ready(struct cfs *fs, const char *name);
+
+/* lane.c: the bulk-read lanes' threads. */
+
+void cfs_lanes_init(struct cfs *fs, int n);
+void cfs_lanes_start(struct cfs *fs);
+void cfs_lanes_stop(struct cfs *fs);
+void cfs_lanes_free(struct cfs *fs);
+void cfs_lanes_warm(struct cfs *fs, const char *worker);
 
 /* cache.c: remote attributes and file blocks, with read-ahead. */
 
@@ -249,12 +288,16 @@ int cfs_cache_attr(struct cfs *fs, const char *path, struct cpx_attr *a);
 void cfs_cache_set_attr(struct cfs *fs, const char *path,
     const struct cpx_attr *a, uint64_t ttl_ms);
 void cfs_cache_forget(struct cfs *fs, const char *path);
+void cfs_cache_set_stable(struct cfs *fs, const char *path, int stable);
+int cfs_cache_stable(struct cfs *fs, const char *path);
 void cfs_cache_forget_under(struct cfs *fs, const char *dir);
 void cfs_cache_read(struct cfs *fs, fuse_req_t req, struct cfs_file *f,
     uint64_t off, size_t size);
 int cfs_cache_prefetch(struct cfs *fs, const char *worker, const char *path,
     const struct cpx_attr *a);
 int cfs_cache_complete(struct cfs *fs, const char *path);
+int cfs_cache_should_store(struct cfs *fs, const char *path, uint64_t ino);
+void cfs_cache_mark_stored(struct cfs *fs, const char *path, uint64_t ino);
 typedef int (*cfs_block_fn)(struct cfs *fs, uint64_t off, const uint8_t *p,
     size_t n, void *arg);
 int cfs_cache_each_block(struct cfs *fs, const char *path, cfs_block_fn fn,
@@ -366,7 +409,7 @@ void cfs_remote_statfs(struct cfs *fs, fuse_req_t req, struct cfs_match *m);
 void cfs_remote_rmdir_route(struct cfs *fs, fuse_req_t req,
     fuse_ino_t parent, const char *name, char *path, struct cfs_match *m);
 void cfs_remote_reply_attr(struct cfs *fs, fuse_req_t req, fuse_ino_t ino,
-    const struct cpx_attr *a, const struct cfs_match *m);
+    const char *path, const struct cpx_attr *a, const struct cfs_match *m);
 void cfs_remote_fill_stat(const struct cpx_attr *a, fuse_ino_t ino,
     uid_t uid, gid_t gid, struct stat *st);
 int cfs_remote_ttl_ms(const struct cpx_attr *a, int watched);
@@ -426,15 +469,16 @@ struct cfs {
 	uv_timer_t tick;
 	uv_signal_t sigterm, sigint, sighup;
 	void *ctl;		/* ctl.c's state */
-	pthread_mutex_t call_lock;
-	struct cfs_call *submitted, *submitted_tail;
-	struct cfs_worker *workers;
-	int stopping;
+	struct cfs_lane *lanes;	/* lanes[0] is this loop thread */
+	int nlanes;		/* CLUSTERPLEX_FUSE_CONNECTIONS */
+	unsigned next_lane;
 	int stop_loop;		/* main thread: the FUSE loop has ended */
 	int unmounting;		/* a signal asked us to go */
 	uint64_t abort_at;	/* then: abort the connection at this time */
 	unsigned tick_count;
 	unsigned dev_minor;	/* the mount's fuse connection, for abort */
+	int init_done;		/* the kernel's INIT is answered */
+	int readahead_set;
 
 	pthread_t notify_thread;
 	pthread_mutex_t notify_lock;

@@ -26,6 +26,7 @@ static const struct knob knobs[] = {
 	KNOB("CLUSTERPLEX_FUSE_READAHEAD_KB", 8192, 0, 1048576, readahead_kb),
 	KNOB("CLUSTERPLEX_FUSE_THREADS", 16, 2, 1024, threads),
 	KNOB("CLUSTERPLEX_FUSE_SHUTDOWN_MS", 3000, 0, 600000, shutdown_ms),
+	KNOB("CLUSTERPLEX_FUSE_CONNECTIONS", 2, 1, 16, connections),
 };
 
 int

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,16 +23,18 @@
  */
 
 #define TICK_MS 100
+
+static void set_readahead(struct cfs *fs);
 #define SWEEP_TICKS 100
 
 static void
 loop_close_all(struct cfs *fs)
 {
-	fs->stopping = 1;
+	fs->lanes[0].stopping = 1;
 	cfs_ctl_stop(fs);
 	cfs_routing_shutdown(fs);
-	cfs_workers_drain(fs);
-	cfs_workers_free(fs);
+	cfs_workers_drain(&fs->lanes[0]);
+	cfs_workers_free(&fs->lanes[0]);
 	uv_close((uv_handle_t *)&fs->tick, NULL);
 	uv_close((uv_handle_t *)&fs->sigterm, NULL);
 	uv_close((uv_handle_t *)&fs->sigint, NULL);
@@ -45,11 +48,11 @@ on_wake(uv_async_t *a)
 	struct cfs *fs = a->data;
 
 	if (fs->stop_loop) {
-		if (!fs->stopping)
+		if (!fs->lanes[0].stopping)
 			loop_close_all(fs);
 		return;
 	}
-	cfs_workers_drain(fs);
+	cfs_workers_drain(&fs->lanes[0]);
 }
 
 /*
@@ -105,10 +108,14 @@ on_tick(uv_timer_t *t)
 {
 	struct cfs *fs = t->data;
 
-	cfs_workers_tick(fs);
+	cfs_workers_tick(&fs->lanes[0]);
 	cfs_routing_tick(fs);
 	if (++fs->tick_count % SWEEP_TICKS == 0)
 		cfs_cache_sweep(fs);
+	if (fs->init_done && !fs->readahead_set) {
+		fs->readahead_set = 1;
+		set_readahead(fs);
+	}
 	if (fs->unmounting && fs->abort_at != 0 &&
 	    uv_now(&fs->loop) >= fs->abort_at) {
 		fs->abort_at = 0;
@@ -253,6 +260,28 @@ open_root(struct cfs *fs, char **cause)
 	return 0;
 }
 
+/*
+ * The kernel reads ahead 128 KiB on a FUSE mount by default and the INIT
+ * reply can only lower that; a larger window (set on the mount's bdi once
+ * INIT is through, or INIT would lower it again) turns a sequential read
+ * into fewer, larger requests.
+ */
+static void
+set_readahead(struct cfs *fs)
+{
+	char *path = cpx_xprintf("/sys/class/bdi/0:%u/read_ahead_kb",
+	    fs->dev_minor);
+	char *kb = cpx_xprintf("%d\n", CFS_BDI_READAHEAD_KB);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || cpx_write_all(fd, kb, strlen(kb)) < 0)
+		cpx_debug("cannot set %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(kb);
+	free(path);
+}
+
 static int
 new_session(struct cfs *fs, char **cause)
 {
@@ -288,7 +317,7 @@ init_state(struct cfs *fs, struct cfs_settings *set,
 	fs->transport_arg = transport_arg;
 	fs->rootfd = -1;
 	pthread_rwlock_init(&fs->route_lock, NULL);
-	pthread_mutex_init(&fs->call_lock, NULL);
+	cfs_lanes_init(fs, (int)fs->set.connections);
 	pthread_mutex_init(&fs->notify_lock, NULL);
 	pthread_cond_init(&fs->notify_cond, NULL);
 	cfs_nodes_init(fs);
@@ -311,7 +340,7 @@ free_state(struct cfs *fs)
 	if (fs->rootfd >= 0)
 		close(fs->rootfd);
 	pthread_rwlock_destroy(&fs->route_lock);
-	pthread_mutex_destroy(&fs->call_lock);
+	cfs_lanes_free(fs);
 	pthread_mutex_destroy(&fs->notify_lock);
 	pthread_cond_destroy(&fs->notify_cond);
 	cfs_settings_free(&fs->set);
@@ -325,15 +354,18 @@ serve(struct cfs *fs)
 
 	fuse_loop_cfg_set_max_threads(lc, (unsigned)fs->set.threads);
 	fuse_loop_cfg_set_idle_threads(lc, 4);
+	cfs_lanes_start(fs);
 	if (pthread_create(&fs->loop_thread, NULL, loop_main, fs) != 0)
 		cpx_fatal("cannot start the loop thread");
-	cpx_info("serving %s (run dir %s, %s transport)", fs->set.mountpoint,
-	    fs->set.run_dir, fs->transport->name);
+	cpx_info("serving %s (run dir %s, %s transport, %d connection%s per "
+	    "worker)", fs->set.mountpoint, fs->set.run_dir, fs->transport->name,
+	    fs->nlanes, fs->nlanes == 1 ? "" : "s");
 	error = fuse_session_loop_mt(fs->se, lc);
 	fuse_loop_cfg_destroy(lc);
 	fs->stop_loop = 1;
 	uv_async_send(&fs->wake);
 	pthread_join(fs->loop_thread, NULL);
+	cfs_lanes_stop(fs);
 	cfs_notify_stop(fs);
 	return error < 0 ? error : 0;
 }
@@ -348,6 +380,12 @@ cfs_run(struct cfs_settings *set, const struct cfs_transport *transport,
 	int status = 1;
 
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Cache blocks are 512 KiB: from fresh mmap()s, each would cost 128
+	 * page faults and as many zeroed pages. Keep them in the heap.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
 	init_state(fs, set, transport, transport_arg);
 	if (open_root(fs, &cause) != 0 || new_session(fs, &cause) != 0 ||
 	    cfs_ctl_start(fs, &cause) != 0) {

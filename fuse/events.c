@@ -47,6 +47,8 @@ complete(struct cfs *fs, struct cfs_worker *w, const char *path,
 	forget_name(fs, path, 1);
 	if (is_temporary(path))
 		return;
+	cfs_cache_set_stable(fs, path, 1);
+	cfs_cache_mark_stored(fs, path, 0);	/* the kernel just forgot it */
 	/* Already whole (the same version again): the kernel needs it back. */
 	if (!cfs_cache_prefetch(fs, w->name, path, a) &&
 	    cfs_cache_complete(fs, path))

@@ -129,10 +129,12 @@ store(struct cfs *fs, const char *path)
 	fuse_ino_t ino = cfs_node_find_path(fs, path);
 	int error;
 
-	if (ino == 0)
-		return;		/* the kernel does not know it: reads come to us */
+	if (ino == 0 || !cfs_cache_should_store(fs, path, ino))
+		return;		/* unknown to the kernel (reads come to us), or done */
 	error = cfs_cache_each_block(fs, path, store_block, &ino);
-	if (error != 0 && error != -EAGAIN)
+	if (error == 0)
+		cfs_cache_mark_stored(fs, path, ino);
+	else if (error != -EAGAIN)
 		cpx_debug("store %s: %s", path, strerror(-error));
 }
 

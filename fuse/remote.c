@@ -69,20 +69,28 @@ cfs_remote_fill_stat(const struct cpx_attr *a, fuse_ino_t ino, uid_t uid,
 	st->st_gid = gid;
 }
 
+/*
+ * How long the kernel may trust what we tell it: unwatched, not at all;
+ * a segment reported finished, long (any change is reported and the
+ * kernel told to forget); anything else, about a second.
+ */
 static double
-kernel_timeout(const struct cfs_match *m)
+kernel_timeout(struct cfs *fs, const struct cfs_match *m, const char *path)
 {
-	return m->watched ? CFS_REMOTE_TIMEOUT : 0.0;
+	if (!m->watched)
+		return 0.0;
+	return cfs_cache_stable(fs, path) ? CFS_STABLE_TIMEOUT :
+	    CFS_REMOTE_TIMEOUT;
 }
 
 void
 cfs_remote_reply_attr(struct cfs *fs, fuse_req_t req, fuse_ino_t ino,
-    const struct cpx_attr *a, const struct cfs_match *m)
+    const char *path, const struct cpx_attr *a, const struct cfs_match *m)
 {
 	struct stat st;
 
 	cfs_remote_fill_stat(a, ino, m->uid, m->gid, &st);
-	fuse_reply_attr(req, &st, kernel_timeout(m));
+	fuse_reply_attr(req, &st, kernel_timeout(fs, m, path));
 }
 
 /* Answers a lookup-like request with a remote file's attributes. */
@@ -101,12 +109,12 @@ cfs_remote_reply_entry(struct cfs_rop *op, const struct cpx_attr *a,
 		return -ENOENT;
 	}
 	cfs_remote_fill_stat(a, e.ino, op->m.uid, op->m.gid, &e.attr);
-	e.attr_timeout = e.entry_timeout = kernel_timeout(&op->m);
+	e.attr_timeout = e.entry_timeout = kernel_timeout(fs, &op->m, op->path);
 	error = fi != NULL ? fuse_reply_create(op->req, &e, fi) :
 	    fuse_reply_entry(op->req, &e);
 	if (error != 0)
 		cfs_node_forget(fs, e.ino, 1);
-	else if (S_ISREG(a->mode) && cfs_cache_complete(fs, op->path))
+	else if (S_ISREG(a->mode) && cfs_cache_should_store(fs, op->path, e.ino))
 		cfs_notify_store(fs, op->path);	/* fetched ahead: hand it over */
 	return error;
 }
@@ -191,7 +199,8 @@ on_getattr(struct cfs *fs, struct cfs_call *c, int status,
 	if (status == 0) {
 		cfs_cache_set_attr(fs, op->path, &a,
 		    (uint64_t)cfs_remote_ttl_ms(&a, op->m.watched));
-		cfs_remote_reply_attr(fs, op->req, op->ino, &a, &op->m);
+		cfs_remote_reply_attr(fs, op->req, op->ino, op->path, &a,
+		    &op->m);
 	} else if (status == -ENOENT) {
 		fuse_reply_err(op->req, ENOENT);
 	} else {
@@ -210,7 +219,7 @@ cfs_remote_getattr(struct cfs *fs, fuse_req_t req, fuse_ino_t ino, char *path,
 
 	op->ino = ino;
 	if (cfs_cache_attr(fs, path, &a)) {
-		cfs_remote_reply_attr(fs, req, ino, &a, &op->m);
+		cfs_remote_reply_attr(fs, req, ino, path, &a, &op->m);
 		cfs_rop_free(op);
 		return;
 	}
@@ -370,7 +379,7 @@ cfs_remote_open(struct cfs *fs, fuse_req_t req, fuse_ino_t ino, char *path,
 		fi->fh = (uint64_t)(uintptr_t)f;
 		if (fuse_reply_open(req, fi) != 0)
 			cfs_remote_release(fs, f);
-		else if (cfs_cache_complete(fs, path))
+		else if (cfs_cache_should_store(fs, path, ino))
 			cfs_notify_store(fs, path);
 		cfs_rop_free(op);
 		return;

@@ -333,3 +333,23 @@ cfs_route_set(struct cfs *fs, struct cfs_route *r, uid_t uid, gid_t gid,
 	r->watched = watched;
 	pthread_rwlock_unlock(&fs->route_lock);
 }
+
+/* The endpoint the routes give for a worker (a copy), or -ENOENT. */
+int
+cfs_routes_endpoint(struct cfs *fs, const char *worker,
+    struct cpx_endpoint *ep)
+{
+	struct cfs_route *r;
+	int error = -ENOENT;
+
+	pthread_rwlock_rdlock(&fs->route_lock);
+	for (r = fs->routes; r != NULL; r = r->next) {
+		if (strcmp(r->ep.name, worker) == 0) {
+			cpx_endpoint_copy(ep, &r->ep);
+			error = 0;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&fs->route_lock);
+	return error;
+}

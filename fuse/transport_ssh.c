@@ -82,7 +82,7 @@ ssh_connect(struct cfs *fs, struct cfs_worker *w)
 		s->w = w;
 		w->conn = s;
 	}
-	s->conn = cpx_ssh_connect(&fs->loop, &w->ep, &auth, &opts, on_ready,
+	s->conn = cpx_ssh_connect(w->lane->loop, &w->ep, &auth, &opts, on_ready,
 	    on_dead, s);
 }
 

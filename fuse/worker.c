@@ -40,26 +40,72 @@ cfs_call_free(struct cfs_call *c)
 	free(c);
 }
 
-/* Any thread: hands the call to the loop thread. */
+static void
+enqueue(struct cfs_lane *lane, struct cfs_call *c)
+{
+	c->next = NULL;
+	pthread_mutex_lock(&lane->call_lock);
+	if (lane->submitted_tail != NULL)
+		lane->submitted_tail->next = c;
+	else
+		lane->submitted = c;
+	lane->submitted_tail = c;
+	pthread_mutex_unlock(&lane->call_lock);
+	uv_async_send(lane->wake);
+}
+
+/*
+ * Any thread: hands the call to a lane. Bulk reads go round the lanes;
+ * everything else (ordered, or stateful on the worker) goes to lane 0.
+ */
 void
 cfs_call_submit(struct cfs *fs, struct cfs_call *c)
 {
-	c->next = NULL;
-	pthread_mutex_lock(&fs->call_lock);
-	if (fs->submitted_tail != NULL)
-		fs->submitted_tail->next = c;
-	else
-		fs->submitted = c;
-	fs->submitted_tail = c;
-	pthread_mutex_unlock(&fs->call_lock);
-	uv_async_send(&fs->wake);
+	unsigned n = 0;
+
+	if (c->bulk && fs->nlanes > 1)
+		n = __atomic_fetch_add(&fs->next_lane, 1, __ATOMIC_RELAXED) %
+		    (unsigned)fs->nlanes;
+	enqueue(&fs->lanes[n], c);
+}
+
+/* A warm-up: lane `index` connects to the worker, ahead of any read. */
+void
+cfs_lanes_warm(struct cfs *fs, const char *worker)
+{
+	struct cfs_call *c;
+	int i;
+
+	for (i = 1; i < fs->nlanes; i++) {
+		c = cfs_call_new(worker, NULL, NULL);
+		c->warm = 1;
+		enqueue(&fs->lanes[i], c);
+	}
 }
 
 static void
 finish(struct cfs *fs, struct cfs_call *c, int status, struct cpx_reader *r)
 {
-	c->done(fs, c, status, r);
+	if (c->done != NULL)
+		c->done(fs, c, status, r);
 	cfs_call_free(c);
+}
+
+/*
+ * A lane other than 0 never fails a read itself: while its connection is
+ * not up, or after it was lost, the read goes to lane 0 (once), which
+ * answers for the worker's state as a whole.
+ */
+static void
+hand_to_lane0(struct cfs *fs, struct cfs_call *c)
+{
+	if (c->retried) {
+		finish(fs, c, -EIO, NULL);
+		return;
+	}
+	c->retried = 1;
+	c->next = c->prev = NULL;
+	enqueue(&fs->lanes[0], c);
 }
 
 static void
@@ -91,7 +137,8 @@ send_call(struct cfs *fs, struct cfs_worker *w, struct cfs_call *c)
 		w->sent = c;
 	w->sent_tail = c;
 	cpx_link_send(w->link, CPX_MSG_FREQ, c->id, c->req.data, c->req.len);
-	cpx_buf_free(&c->req);
+	if (w->lane->index == 0)
+		cpx_buf_free(&c->req);	/* others keep it, to resend on lane 0 */
 }
 
 static void
@@ -108,7 +155,7 @@ queue_call(struct cfs_worker *w, struct cfs_call *c)
 static void
 dispatch(struct cfs *fs, struct cfs_worker *w, struct cfs_call *c)
 {
-	uint64_t now = uv_now(&fs->loop);
+	uint64_t now = uv_now(w->lane->loop);
 
 	w->busy_at = now;
 	if (c->same_epoch && (w->state != CFS_W_READY || w->epoch != c->epoch)) {
@@ -135,38 +182,88 @@ dispatch(struct cfs *fs, struct cfs_worker *w, struct cfs_call *c)
 	}
 }
 
-/* Loop thread: takes the calls other threads submitted. */
-void
-cfs_workers_drain(struct cfs *fs)
-{
-	struct cfs_call *c, *next;
-	struct cfs_worker *w;
-
-	pthread_mutex_lock(&fs->call_lock);
-	c = fs->submitted;
-	fs->submitted = fs->submitted_tail = NULL;
-	pthread_mutex_unlock(&fs->call_lock);
-	for (; c != NULL; c = next) {
-		next = c->next;
-		c->next = NULL;
-		c->deadline = uv_now(&fs->loop) + (uint64_t)fs->set.op_timeout_ms;
-		w = fs->stopping ? NULL : cfs_worker_find(fs, c->worker);
-		if (w == NULL)
-			finish(fs, c, -EIO, NULL);
-		else
-			dispatch(fs, w, c);
-	}
-}
-
-struct cfs_worker *
-cfs_worker_find(struct cfs *fs, const char *name)
+static struct cfs_worker *
+find_in(struct cfs_lane *lane, const char *name)
 {
 	struct cfs_worker *w;
 
-	for (w = fs->workers; w != NULL; w = w->next)
+	for (w = lane->workers; w != NULL; w = w->next)
 		if (strcmp(w->name, name) == 0)
 			return w;
 	return NULL;
+}
+
+static struct cfs_worker *get_in(struct cfs_lane *lane,
+    const struct cpx_endpoint *ep);
+
+/* A bulk lane learns a worker's endpoint from the route table. */
+static struct cfs_worker *
+lane_worker(struct cfs_lane *lane, const char *name)
+{
+	struct cfs_worker *w = find_in(lane, name);
+	struct cpx_endpoint ep;
+
+	if (w == NULL && cfs_routes_endpoint(lane->fs, name, &ep) == 0) {
+		w = get_in(lane, &ep);
+		cpx_endpoint_free(&ep);
+	}
+	return w;
+}
+
+static void
+drain_bulk(struct cfs_lane *lane, struct cfs_call *c)
+{
+	struct cfs *fs = lane->fs;
+	struct cfs_worker *w = lane_worker(lane, c->worker);
+	uint64_t now = uv_now(lane->loop);
+
+	if (w != NULL && (w->state == CFS_W_IDLE ||
+	    (w->state == CFS_W_BACKOFF && now >= w->retry_at)))
+		cfs_worker_kick(fs, w);
+	if (c->warm)
+		finish(fs, c, 0, NULL);
+	else if (w == NULL || w->state != CFS_W_READY)
+		hand_to_lane0(fs, c);
+	else
+		dispatch(fs, w, c);
+}
+
+/* A lane's thread: takes the calls other threads submitted. */
+void
+cfs_workers_drain(struct cfs_lane *lane)
+{
+	struct cfs *fs = lane->fs;
+	struct cfs_call *c, *next;
+	struct cfs_worker *w;
+
+	pthread_mutex_lock(&lane->call_lock);
+	c = lane->submitted;
+	lane->submitted = lane->submitted_tail = NULL;
+	pthread_mutex_unlock(&lane->call_lock);
+	for (; c != NULL; c = next) {
+		next = c->next;
+		c->next = NULL;
+		if (c->deadline == 0)	/* a read handed over keeps its own */
+			c->deadline = uv_now(lane->loop) +
+			    (uint64_t)fs->set.op_timeout_ms;
+		if (lane->stopping || c->warm || lane->index == 0) {
+			w = lane->stopping || c->warm ? NULL :
+			    find_in(lane, c->worker);
+			if (w == NULL)
+				finish(fs, c, c->warm ? 0 : -EIO, NULL);
+			else
+				dispatch(fs, w, c);
+		} else {
+			drain_bulk(lane, c);
+		}
+	}
+}
+
+/* Lane 0's worker of that name (routes, events). */
+struct cfs_worker *
+cfs_worker_find(struct cfs *fs, const char *name)
+{
+	return find_in(&fs->lanes[0], name);
 }
 
 int
@@ -202,7 +299,14 @@ drop_link(struct cfs *fs, struct cfs_worker *w)
 struct cfs_worker *
 cfs_worker_get(struct cfs *fs, const struct cpx_endpoint *ep)
 {
-	struct cfs_worker *w = cfs_worker_find(fs, ep->name);
+	return get_in(&fs->lanes[0], ep);
+}
+
+static struct cfs_worker *
+get_in(struct cfs_lane *lane, const struct cpx_endpoint *ep)
+{
+	struct cfs *fs = lane->fs;
+	struct cfs_worker *w = find_in(lane, ep->name);
 
 	if (w != NULL && !same_endpoint(&w->ep, ep)) {
 		cpx_info("worker %s: endpoint changed, reconnecting", w->name);
@@ -217,14 +321,15 @@ cfs_worker_get(struct cfs *fs, const struct cpx_endpoint *ep)
 	if (w == NULL) {
 		w = cpx_xcalloc(1, sizeof *w);
 		w->fs = fs;
+		w->lane = lane;
 		w->name = cpx_xstrdup(ep->name);
 		cpx_endpoint_copy(&w->ep, ep);
 		w->state = CFS_W_IDLE;
 		w->backoff_ms = BACKOFF_MIN_MS;
-		w->next = fs->workers;
-		fs->workers = w;
+		w->next = lane->workers;
+		lane->workers = w;
 	}
-	w->busy_at = uv_now(&fs->loop);
+	w->busy_at = uv_now(lane->loop);
 	return w;
 }
 
@@ -233,10 +338,10 @@ cfs_worker_kick(struct cfs *fs, struct cfs_worker *w)
 {
 	if (w->state != CFS_W_IDLE && w->state != CFS_W_BACKOFF)
 		return;
-	cpx_debug("worker %s: connecting to %s:%d", w->name, w->ep.host,
-	    w->ep.port);
+	cpx_debug("worker %s: lane %d connecting to %s:%d", w->name,
+	    w->lane->index, w->ep.host, w->ep.port);
 	w->state = CFS_W_CONNECTING;
-	w->connect_started = uv_now(&fs->loop);
+	w->connect_started = uv_now(w->lane->loop);
 	fs->transport->connect(fs, w);
 }
 
@@ -267,11 +372,22 @@ fail_list(struct cfs *fs, struct cfs_call *c)
 static void
 fail_all(struct cfs *fs, struct cfs_worker *w)
 {
-	struct cfs_call *sent = w->sent, *queued = w->queued;
+	struct cfs_call *sent = w->sent, *queued = w->queued, *c, *next;
 
 	w->sent = w->sent_tail = w->queued = NULL;
-	fail_list(fs, sent);
-	fail_list(fs, queued);
+	if (w->lane->index == 0 || w->lane->stopping) {
+		fail_list(fs, sent);
+		fail_list(fs, queued);
+		return;
+	}
+	for (c = sent; c != NULL; c = next) {
+		next = c->next;
+		hand_to_lane0(fs, c);
+	}
+	for (c = queued; c != NULL; c = next) {
+		next = c->next;
+		hand_to_lane0(fs, c);
+	}
 }
 
 /* Connecting failed, or a live link was lost: back off and fail what waits. */
@@ -284,19 +400,22 @@ cfs_worker_failed(struct cfs *fs, struct cfs_worker *w, int status,
 	if (w->state == CFS_W_IDLE || w->state == CFS_W_BACKOFF)
 		return;
 	if (was_ready)
-		cpx_warn("worker %s: link lost: %s", w->name, cause);
+		cpx_warn("worker %s: lane %d: link lost: %s", w->name,
+		    w->lane->index, cause);
 	else
-		cpx_warn("worker %s: cannot connect: %s", w->name, cause);
+		cpx_warn("worker %s: lane %d: cannot connect: %s", w->name,
+		    w->lane->index, cause);
 	drop_link(fs, w);
 	w->state = CFS_W_BACKOFF;
-	w->retry_at = uv_now(&fs->loop) + w->backoff_ms;
+	w->retry_at = uv_now(w->lane->loop) + w->backoff_ms;
 	w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 	    w->backoff_ms * 2;
 	w->last_status = status;
 	free(w->last_error);
 	w->last_error = cpx_xstrdup(cause);
 	fail_all(fs, w);
-	cfs_routing_worker_down(fs, w->name, status, cause);
+	if (w->lane->index == 0)
+		cfs_routing_worker_down(fs, w->name, status, cause);
 }
 
 static void
@@ -307,16 +426,19 @@ became_ready(struct cfs *fs, struct cfs_worker *w)
 	w->state = CFS_W_READY;
 	w->epoch++;
 	w->backoff_ms = BACKOFF_MIN_MS;
-	w->last_ping = uv_now(&fs->loop);
-	cpx_info("worker %s: file service ready (%s:%d)", w->name, w->ep.host,
-	    w->ep.port);
+	w->last_ping = uv_now(w->lane->loop);
+	cpx_info("worker %s: lane %d: file service ready (%s:%d)", w->name,
+	    w->lane->index, w->ep.host, w->ep.port);
 	w->queued = NULL;
 	for (; c != NULL; c = next) {
 		next = c->next;
 		c->next = NULL;
 		dispatch(fs, w, c);
 	}
+	if (w->lane->index != 0)
+		return;
 	cfs_routing_worker_up(fs, w->name);
+	cfs_lanes_warm(fs, w->name);
 }
 
 static void
@@ -367,7 +489,7 @@ cfs_link_frame(struct cpx_link *link, const struct cpx_frame *f, void *arg)
 	struct cfs_worker *w = arg;
 	struct cfs *fs = w->fs;
 
-	w->last_heard = uv_now(&fs->loop);
+	w->last_heard = uv_now(w->lane->loop);
 	if (w->state == CFS_W_HELLO) {
 		on_hello(fs, w, f);
 		return;
@@ -377,7 +499,8 @@ cfs_link_frame(struct cpx_link *link, const struct cpx_frame *f, void *arg)
 		on_reply(fs, w, f);
 		break;
 	case CPX_MSG_FEVENT:
-		cfs_event(fs, w, f->payload, f->len);
+		if (w->lane->index == 0)
+			cfs_event(fs, w, f->payload, f->len);
 		break;
 	case CPX_MSG_PING:
 		cpx_link_send(link, CPX_MSG_PONG, f->id, NULL, 0);
@@ -456,28 +579,30 @@ tick_one(struct cfs *fs, struct cfs_worker *w, uint64_t now)
 		break;
 	case CFS_W_BACKOFF:
 		/* Routed workers reconnect by themselves, to watch again. */
-		if (now >= w->retry_at && cfs_routes_on_worker(fs, w->name) > 0)
+		if (w->lane->index == 0 && now >= w->retry_at &&
+		    cfs_routes_on_worker(fs, w->name) > 0)
 			cfs_worker_kick(fs, w);
 		break;
 	}
 }
 
 void
-cfs_workers_tick(struct cfs *fs)
+cfs_workers_tick(struct cfs_lane *lane)
 {
-	uint64_t now = uv_now(&fs->loop);
+	uint64_t now = uv_now(lane->loop);
 	struct cfs_worker *w;
 
-	for (w = fs->workers; w != NULL; w = w->next)
-		tick_one(fs, w, now);
+	for (w = lane->workers; w != NULL; w = w->next)
+		tick_one(lane->fs, w, now);
 }
 
 void
-cfs_workers_free(struct cfs *fs)
+cfs_workers_free(struct cfs_lane *lane)
 {
+	struct cfs *fs = lane->fs;
 	struct cfs_worker *w, *next;
 
-	for (w = fs->workers; w != NULL; w = next) {
+	for (w = lane->workers; w != NULL; w = next) {
 		next = w->next;
 		drop_link(fs, w);
 		w->state = CFS_W_IDLE;
@@ -489,5 +614,5 @@ cfs_workers_free(struct cfs *fs)
 		free(w->name);
 		free(w);
 	}
-	fs->workers = NULL;
+	lane->workers = NULL;
 }

@@ -81,6 +81,7 @@ fz_setup() {
 	FZ=$(mktemp -d /tmp/fuse-it.XXXXXX)
 	chmod 755 "$FZ"
 	mkdir -p "$FZ/mnt" "$FZ/run" "$FZ/workers"
+	: >"$FZ/fuse.log"
 	trap fz_cleanup EXIT
 	trap 'exit 130' INT TERM HUP
 }
@@ -188,8 +189,8 @@ EOF
 # runs sftp-server instead.
 fz_sshd() {
 	local name=$1 d=$FZ/ssh port i
-	port=$((FZ_PORT_BASE + $(ls "$d"/port_* 2>/dev/null | wc -l)))
 	mkdir -p "$d"
+	port=$((FZ_PORT_BASE + $(find "$d" -name 'port_*' | wc -l)))
 	[ -f "$d/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$d/id_ed25519"
 	[ -f "$d/sftp_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$d/sftp_ed25519"
 	ssh-keygen -q -t ed25519 -N '' -f "$d/host_$name"
@@ -215,6 +216,7 @@ PermitRootLogin prohibit-password
 DisableForwarding yes
 PermitTTY no
 MaxSessions 64
+Subsystem sftp /usr/lib/openssh/sftp-server
 MaxStartups 64:30:128
 ClientAliveInterval 2
 ClientAliveCountMax 3

@@ -7,8 +7,9 @@
  *
  *   CFS_TEST_AGENT        path of clusterplex-agent
  *   CFS_TEST_WORKERS      folder with <worker>.env (the agent's env file);
- *                         the transport writes <worker>.pid there, and
- *                         refuses to connect while <worker>.down exists.
+ *                         the transport writes <worker>.<lane>.pid there
+ *                         (one agent per connection), and refuses to
+ *                         connect while <worker>.down exists.
  */
 
 #include <errno.h>
@@ -34,9 +35,9 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
 }
 
 static void
-write_pid(const char *name, int pid)
+write_pid(const char *name, int lane, int pid)
 {
-	char *path = cpx_xprintf("%s/%s.pid", workers_dir, name);
+	char *path = cpx_xprintf("%s/%s.%d.pid", workers_dir, name, lane);
 	FILE *f = fopen(path, "w");
 
 	if (f != NULL) {
@@ -67,9 +68,9 @@ spawn(struct cfs *fs, struct cfs_worker *w, int fd)
 	o.stdio_count = 3;
 	o.exit_cb = on_exit_cb;
 	s->w = w;
-	error = uv_spawn(&fs->loop, &s->proc, &o);
+	error = uv_spawn(w->lane->loop, &s->proc, &o);
 	if (error == 0)
-		write_pid(w->name, s->proc.pid);
+		write_pid(w->name, w->lane->index, s->proc.pid);
 	else
 		free(s);
 	free(env);
@@ -100,7 +101,7 @@ pipe_connect(struct cfs *fs, struct cfs_worker *w)
 		cfs_worker_failed(fs, w, -ECONNREFUSED, uv_strerror(error));
 		return;
 	}
-	link = cpx_link_stream_new(&fs->loop, sv[0], sv[0], cfs_link_frame,
+	link = cpx_link_stream_new(w->lane->loop, sv[0], sv[0], cfs_link_frame,
 	    cfs_link_close, w);
 	cfs_worker_linked(fs, w, link);
 }

@@ -61,7 +61,7 @@ fz_ok "ROUTE_DEL"
 
 # A worker that cannot be reached: ERROR, not a route that would serve nothing.
 touch "$FZ/workers/w2.down"
-kill -KILL "$(cat "$FZ/workers/w2.pid")"
+cat "$FZ"/workers/w2.*.pid | xargs kill -KILL
 mkdir -p "$FZ/mnt/$S/c"
 fz_route "$S/c" job-c w2 error
 grep -q '"Transcode/Sessions/c"' "$FZ/run/fuse-routes.json" &&

@@ -62,8 +62,18 @@ def reader(session):
             log[session].append((t0, time.time() - t0, ok, e.errno))
         time.sleep(0.02)
 
-def pid(worker):
-    return int(open(os.path.join(FZ, "workers", worker + ".pid")).read())
+def pids(worker):
+    """Every agent of the worker (one per connection)."""
+    d = os.path.join(FZ, "workers")
+    return [int(open(os.path.join(d, f)).read()) for f in os.listdir(d)
+            if f.startswith(worker + ".") and f.endswith(".pid")]
+
+def signal_all(worker, sig):
+    for p in pids(worker):
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
 
 def window(session, a, b):
     return [e for e in log[session] if a <= e[0] < b]
@@ -81,7 +91,7 @@ assert all(e[2] for e in log["s1"] + log["s2"]), "errors before any fault"
 down = os.path.join(FZ, "workers", "w1.down")
 open(down, "w").close()
 t_kill = time.time()
-os.kill(pid("w1"), signal.SIGKILL)
+signal_all("w1", signal.SIGKILL)
 time.sleep(2.0)
 lost = window("s1", t_kill, t_kill + 2.0)
 errs = [e for e in lost if not e[2]]
@@ -108,10 +118,11 @@ print("w1 back: s1 reads again after %.1f s" % (ok[0][0] - t_up))
 
 # 3. w2's link cut: its agent frozen, so the link just goes silent.
 open(os.path.join(FZ, "workers", "w2.down"), "w").close()
-frozen = pid("w2")
-open(os.path.join(FZ, "frozen.pid"), "w").write(str(frozen))
+frozen = pids("w2")
+for i, p in enumerate(frozen):
+    open(os.path.join(FZ, "frozen%d.pid" % i), "w").write(str(p))
 t_cut = time.time()
-os.kill(frozen, signal.SIGSTOP)
+signal_all("w2", signal.SIGSTOP)
 time.sleep(3.5)
 cut = window("s2", t_cut, t_cut + 3.5)
 errs = [e for e in cut if not e[2]]
@@ -136,7 +147,8 @@ print("w2 back: s2 reads again after %.1f s" % (ok[0][0] - t_up))
 stop.set()
 for t in threads:
     t.join(5)
-os.kill(frozen, signal.SIGKILL)
+for p in frozen:
+    os.kill(p, signal.SIGKILL)
 EOF
 fz_ok "a lost worker fails fast, the other session is untouched, both come back"
 fz_unmount

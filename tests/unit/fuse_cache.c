@@ -20,10 +20,10 @@ new_fs(void)
 	fs->set.cache_mb = 16;
 	fs->set.prefetch_max_mb = 32;
 	fs->set.readahead_kb = 8192;
-	pthread_mutex_init(&fs->call_lock, NULL);
 	pthread_mutex_init(&fs->notify_lock, NULL);
 	uv_loop_init(&fs->loop);
 	uv_async_init(&fs->loop, &fs->wake, NULL);
+	cfs_lanes_init(fs, 1);
 	cfs_cache_init(fs);
 	return fs;
 }
@@ -32,6 +32,7 @@ static void
 free_fs(struct cfs *fs)
 {
 	cfs_cache_free(fs);
+	cfs_lanes_free(fs);
 	uv_close((uv_handle_t *)&fs->wake, NULL);
 	uv_run(&fs->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&fs->loop);
@@ -41,10 +42,11 @@ free_fs(struct cfs *fs)
 static struct cfs_call *
 pop(struct cfs *fs)
 {
-	struct cfs_call *c = fs->submitted;
+	struct cfs_lane *lane = &fs->lanes[0];
+	struct cfs_call *c = lane->submitted;
 
-	if (c != NULL && (fs->submitted = c->next) == NULL)
-		fs->submitted_tail = NULL;
+	if (c != NULL && (lane->submitted = c->next) == NULL)
+		lane->submitted_tail = NULL;
 	return c;
 }
 
