@@ -287,11 +287,14 @@ reader_done(struct reader *rd)
 	size_t i;
 
 	/*
-	 * A file the worker no longer has (deleted or renamed there while
-	 * open) is stale, as on NFS; anything else is an I/O error.
+	 * A file the worker no longer has as it was (deleted, renamed or
+	 * replaced by a folder there while open) is stale, as on NFS;
+	 * anything else is an I/O error.
 	 */
 	if (rd->error != 0)
-		fuse_reply_err(rd->req, rd->error == -ENOENT ? ESTALE : EIO);
+		fuse_reply_err(rd->req, rd->error == -ENOENT ||
+		    rd->error == -ENOTDIR || rd->error == -EISDIR ||
+		    rd->error == -EINVAL ? ESTALE : EIO);
 	else
 		reply_reader(rd);
 	for (i = 0; i < rd->nb; i++)

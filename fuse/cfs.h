@@ -280,8 +280,13 @@ struct cfs_file {
 	fuse_ino_t ino;
 	uint64_t next_off;	/* read-ahead: where a sequential read goes next */
 	unsigned ra_blocks;
+	struct cfs_file *prev, *next;	/* fs->files: freed at exit if the
+					   kernel never released them */
 };
 
+void cfs_files_add(struct cfs *fs, struct cfs_file *f);
+void cfs_files_remove(struct cfs *fs, struct cfs_file *f);
+void cfs_files_free(struct cfs *fs);
 void cfs_cache_init(struct cfs *fs);
 void cfs_cache_free(struct cfs *fs);
 int cfs_cache_attr(struct cfs *fs, const char *path, struct cpx_attr *a);
@@ -462,6 +467,9 @@ struct cfs {
 
 	pthread_mutex_t cache_lock;
 	void *cache;
+
+	pthread_mutex_t files_lock;
+	struct cfs_file *files;
 
 	uv_loop_t loop;
 	pthread_t loop_thread;

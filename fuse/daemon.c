@@ -317,6 +317,7 @@ init_state(struct cfs *fs, struct cfs_settings *set,
 	fs->transport_arg = transport_arg;
 	fs->rootfd = -1;
 	pthread_rwlock_init(&fs->route_lock, NULL);
+	pthread_mutex_init(&fs->files_lock, NULL);
 	cfs_lanes_init(fs, (int)fs->set.connections);
 	pthread_mutex_init(&fs->notify_lock, NULL);
 	pthread_cond_init(&fs->notify_cond, NULL);
@@ -335,6 +336,8 @@ free_state(struct cfs *fs)
 	uv_run(&fs->loop, UV_RUN_DEFAULT);	/* handles still closing */
 	uv_loop_close(&fs->loop);
 	cfs_routes_free(fs);
+	cfs_files_free(fs);
+	pthread_mutex_destroy(&fs->files_lock);
 	cfs_cache_free(fs);
 	cfs_nodes_free(fs);
 	if (fs->rootfd >= 0)

@@ -13,13 +13,56 @@
     O_NOATIME)
 
 static struct cfs_file *
-new_file(int fd, fuse_ino_t ino)
+new_file(struct cfs *fs, int fd, fuse_ino_t ino)
 {
 	struct cfs_file *f = cpx_xcalloc(1, sizeof *f);
 
 	f->fd = fd;
 	f->ino = ino;
+	cfs_files_add(fs, f);
 	return f;
+}
+
+/* Open files are listed: after an aborted connection no release comes. */
+void
+cfs_files_add(struct cfs *fs, struct cfs_file *f)
+{
+	pthread_mutex_lock(&fs->files_lock);
+	f->prev = NULL;
+	f->next = fs->files;
+	if (fs->files != NULL)
+		fs->files->prev = f;
+	fs->files = f;
+	pthread_mutex_unlock(&fs->files_lock);
+}
+
+void
+cfs_files_remove(struct cfs *fs, struct cfs_file *f)
+{
+	pthread_mutex_lock(&fs->files_lock);
+	if (f->prev != NULL)
+		f->prev->next = f->next;
+	else
+		fs->files = f->next;
+	if (f->next != NULL)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&fs->files_lock);
+}
+
+void
+cfs_files_free(struct cfs *fs)
+{
+	struct cfs_file *f, *next;
+
+	for (f = fs->files; f != NULL; f = next) {
+		next = f->next;
+		if (f->fd >= 0)
+			close(f->fd);
+		free(f->path);
+		free(f->worker);
+		free(f);
+	}
+	fs->files = NULL;
 }
 
 void
@@ -35,7 +78,7 @@ cfs_local_open(struct cfs *fs, fuse_req_t req, fuse_ino_t ino,
 	}
 	/* Only we change these files, and the kernel sees every change. */
 	fi->keep_cache = 1;
-	fi->fh = (uint64_t)(uintptr_t)new_file(fd, ino);
+	fi->fh = (uint64_t)(uintptr_t)new_file(fs, fd, ino);
 	cfs_node_hold(fs, ino, 1);
 	if (fuse_reply_open(req, fi) != 0)
 		cfs_local_release(fs, (struct cfs_file *)(uintptr_t)fi->fh);
@@ -72,7 +115,7 @@ cfs_local_create(struct cfs *fs, fuse_req_t req, fuse_ino_t parent,
 	}
 	e.attr.st_ino = e.ino;
 	e.attr_timeout = e.entry_timeout = CFS_LOCAL_TIMEOUT;
-	fi->fh = (uint64_t)(uintptr_t)new_file(fd, e.ino);
+	fi->fh = (uint64_t)(uintptr_t)new_file(fs, fd, e.ino);
 	cfs_node_hold(fs, e.ino, 1);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		cfs_local_release(fs, (struct cfs_file *)(uintptr_t)fi->fh);
@@ -122,6 +165,7 @@ cfs_local_fsync(struct cfs *fs, fuse_req_t req, struct cfs_file *f,
 void
 cfs_local_release(struct cfs *fs, struct cfs_file *f)
 {
+	cfs_files_remove(fs, f);
 	close(f->fd);
 	cfs_node_hold(fs, f->ino, 0);
 	free(f);

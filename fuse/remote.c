@@ -320,6 +320,7 @@ remote_file(struct cfs_rop *op, fuse_ino_t ino)
 	f->path = cpx_xstrdup(op->path);
 	f->worker = cpx_xstrdup(op->m.worker);
 	f->ino = ino;
+	cfs_files_add(op->fs, f);
 	return f;
 }
 
@@ -487,6 +488,7 @@ cfs_remote_release(struct cfs *fs, struct cfs_file *f)
 	}
 	if (f->written)
 		cfs_cache_forget(fs, f->path);
+	cfs_files_remove(fs, f);
 	free(f->path);
 	free(f->worker);
 	free(f);

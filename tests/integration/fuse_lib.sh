@@ -51,6 +51,29 @@ fz_mounted() {
 	grep -q " $FZ/mnt fuse" /proc/self/mounts
 }
 
+# fz_kill_tree PID [SIGNAL]: PID and every process below it, by pid (an
+# sshd's sessions and their agents), deepest first.
+fz_kill_tree() {
+	local sig=${2:-KILL} p
+	for p in $(fz_descendants "$1"); do
+		kill -"$sig" "$p" 2>/dev/null || true
+	done
+	kill -"$sig" "$1" 2>/dev/null || true
+}
+
+fz_descendants() {
+	awk -v root="$1" '
+	    { ppid[$1] = $4 }
+	    END {
+		n = 0; q[n++] = root
+		for (i = 0; i < n; i++)
+			for (p in ppid)
+				if (ppid[p] == q[i]) { q[n++] = p; out[p] = i }
+		for (p in out) print p
+	    }' < <(ps -e -o pid=,comm=,stat=,ppid= | awk '{ print $1, "x", "x", $NF }') |
+	    sort -rn
+}
+
 fz_cleanup() {
 	local status=$? f
 	set +e
@@ -65,7 +88,7 @@ fz_cleanup() {
 		for f in "$FZ"/workers/*.pid "$FZ"/*.pid; do
 			[ -f "$f" ] || continue
 			kill -CONT "$(cat "$f")" 2>/dev/null
-			kill -KILL "$(cat "$f")" 2>/dev/null
+			fz_kill_tree "$(cat "$f")"
 		done
 		fz_mounted && umount -l "$FZ/mnt"
 		if [ "$status" != 0 ] && [ -n "${FZ_KEEP_LOGS:-}" ]; then

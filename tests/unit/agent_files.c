@@ -155,6 +155,7 @@ test_stat_pread_readdir(void **state)
 	q.op = CPX_FOP_READDIR;
 	q.offset = 0;
 	assert_int_equal(call(fx, &q, &res), -ENOTDIR);
+	cpx_buf_free(&res);
 	q.path = "a";
 	assert_int_equal(call(fx, &q, &res), 0);
 	cpx_reader_init(&r, res.data, res.len);
