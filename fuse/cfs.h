@@ -254,6 +254,14 @@ void cfs_link_frame(struct cpx_link *link, const struct cpx_frame *f,
     void *arg);
 void cfs_link_close(struct cpx_link *link, int error, void *arg);
 void cfs_workers_drain(struct cfs_lane *lane);
+void cfs_call_finish(struct cfs *fs, struct cfs_call *c, int status,
+    struct cpx_reader *r);
+void cfs_worker_dispatch(struct cfs *fs, struct cfs_worker *w,
+    struct cfs_call *c);
+struct cfs_worker *cfs_worker_find_in(struct cfs_lane *lane,
+    const char *name);
+struct cfs_worker *cfs_worker_get_in(struct cfs_lane *lane,
+    const struct cpx_endpoint *ep);
 void cfs_workers_tick(struct cfs_lane *lane);
 void cfs_workers_free(struct cfs_lane *lane);
 int cfs_worker_ready(struct cfs *fs, const char *name);
@@ -265,6 +273,8 @@ void cfs_lanes_start(struct cfs *fs);
 void cfs_lanes_stop(struct cfs *fs);
 void cfs_lanes_free(struct cfs *fs);
 void cfs_lanes_warm(struct cfs *fs, const char *worker);
+void cfs_lane_enqueue(struct cfs_lane *lane, struct cfs_call *c);
+void cfs_lane_hand_back(struct cfs *fs, struct cfs_call *c);
 
 /* cache.c: remote attributes and file blocks, with read-ahead. */
 

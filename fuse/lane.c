@@ -8,6 +8,130 @@
 
 #define LANE_TICK_MS 100
 
+void
+cfs_lane_enqueue(struct cfs_lane *lane, struct cfs_call *c)
+{
+	c->next = NULL;
+	pthread_mutex_lock(&lane->call_lock);
+	if (lane->submitted_tail != NULL)
+		lane->submitted_tail->next = c;
+	else
+		lane->submitted = c;
+	lane->submitted_tail = c;
+	pthread_mutex_unlock(&lane->call_lock);
+	uv_async_send(lane->wake);
+}
+
+/*
+ * Any thread: hands the call to a lane. Bulk reads go round the lanes;
+ * everything else (ordered, or stateful on the worker) goes to lane 0.
+ */
+void
+cfs_call_submit(struct cfs *fs, struct cfs_call *c)
+{
+	unsigned n = 0;
+
+	if (c->bulk && fs->nlanes > 1)
+		n = __atomic_fetch_add(&fs->next_lane, 1, __ATOMIC_RELAXED) %
+		    (unsigned)fs->nlanes;
+	cfs_lane_enqueue(&fs->lanes[n], c);
+}
+
+/* A warm-up: lane `index` connects to the worker, ahead of any read. */
+void
+cfs_lanes_warm(struct cfs *fs, const char *worker)
+{
+	struct cfs_call *c;
+	int i;
+
+	for (i = 1; i < fs->nlanes; i++) {
+		c = cfs_call_new(worker, NULL, NULL);
+		c->warm = 1;
+		cfs_lane_enqueue(&fs->lanes[i], c);
+	}
+}
+
+/*
+ * A lane other than 0 never fails a read itself: while its connection is
+ * not up, or after it was lost, the read goes to lane 0 (once), which
+ * answers for the worker's state as a whole.
+ */
+void
+cfs_lane_hand_back(struct cfs *fs, struct cfs_call *c)
+{
+	if (c->retried) {
+		cfs_call_finish(fs, c, -EIO, NULL);
+		return;
+	}
+	c->retried = 1;
+	c->next = c->prev = NULL;
+	cfs_lane_enqueue(&fs->lanes[0], c);
+}
+
+/* A bulk lane learns a worker's endpoint from the route table. */
+static struct cfs_worker *
+lane_worker(struct cfs_lane *lane, const char *name)
+{
+	struct cfs_worker *w = cfs_worker_find_in(lane, name);
+	struct cpx_endpoint ep;
+
+	if (w == NULL && cfs_routes_endpoint(lane->fs, name, &ep) == 0) {
+		w = cfs_worker_get_in(lane, &ep);
+		cpx_endpoint_free(&ep);
+	}
+	return w;
+}
+
+static void
+drain_bulk(struct cfs_lane *lane, struct cfs_call *c)
+{
+	struct cfs *fs = lane->fs;
+	struct cfs_worker *w = lane_worker(lane, c->worker);
+	uint64_t now = uv_now(lane->loop);
+
+	if (w != NULL && (w->state == CFS_W_IDLE ||
+	    (w->state == CFS_W_BACKOFF && now >= w->retry_at)))
+		cfs_worker_kick(fs, w);
+	if (c->warm)
+		cfs_call_finish(fs, c, 0, NULL);
+	else if (w == NULL || w->state != CFS_W_READY)
+		cfs_lane_hand_back(fs, c);
+	else
+		cfs_worker_dispatch(fs, w, c);
+}
+
+/* A lane's thread: takes the calls other threads submitted. */
+void
+cfs_workers_drain(struct cfs_lane *lane)
+{
+	struct cfs *fs = lane->fs;
+	struct cfs_call *c, *next;
+	struct cfs_worker *w;
+
+	pthread_mutex_lock(&lane->call_lock);
+	c = lane->submitted;
+	lane->submitted = lane->submitted_tail = NULL;
+	pthread_mutex_unlock(&lane->call_lock);
+	for (; c != NULL; c = next) {
+		next = c->next;
+		c->next = NULL;
+		if (c->deadline == 0)	/* a read handed over keeps its own */
+			c->deadline = uv_now(lane->loop) +
+			    (uint64_t)fs->set.op_timeout_ms;
+		if (lane->stopping || c->warm || lane->index == 0) {
+			w = lane->stopping || c->warm ? NULL :
+			    cfs_worker_find_in(lane, c->worker);
+			if (w == NULL)
+				cfs_call_finish(fs, c, c->warm ? 0 : -EIO, NULL);
+			else
+				cfs_worker_dispatch(fs, w, c);
+		} else {
+			drain_bulk(lane, c);
+		}
+	}
+}
+
+
 /* Lane 0 runs on the daemon's loop thread; its handles are fs->loop/wake. */
 void
 cfs_lanes_init(struct cfs *fs, int n)

@@ -40,72 +40,12 @@ cfs_call_free(struct cfs_call *c)
 	free(c);
 }
 
-static void
-enqueue(struct cfs_lane *lane, struct cfs_call *c)
-{
-	c->next = NULL;
-	pthread_mutex_lock(&lane->call_lock);
-	if (lane->submitted_tail != NULL)
-		lane->submitted_tail->next = c;
-	else
-		lane->submitted = c;
-	lane->submitted_tail = c;
-	pthread_mutex_unlock(&lane->call_lock);
-	uv_async_send(lane->wake);
-}
-
-/*
- * Any thread: hands the call to a lane. Bulk reads go round the lanes;
- * everything else (ordered, or stateful on the worker) goes to lane 0.
- */
 void
-cfs_call_submit(struct cfs *fs, struct cfs_call *c)
-{
-	unsigned n = 0;
-
-	if (c->bulk && fs->nlanes > 1)
-		n = __atomic_fetch_add(&fs->next_lane, 1, __ATOMIC_RELAXED) %
-		    (unsigned)fs->nlanes;
-	enqueue(&fs->lanes[n], c);
-}
-
-/* A warm-up: lane `index` connects to the worker, ahead of any read. */
-void
-cfs_lanes_warm(struct cfs *fs, const char *worker)
-{
-	struct cfs_call *c;
-	int i;
-
-	for (i = 1; i < fs->nlanes; i++) {
-		c = cfs_call_new(worker, NULL, NULL);
-		c->warm = 1;
-		enqueue(&fs->lanes[i], c);
-	}
-}
-
-static void
-finish(struct cfs *fs, struct cfs_call *c, int status, struct cpx_reader *r)
+cfs_call_finish(struct cfs *fs, struct cfs_call *c, int status, struct cpx_reader *r)
 {
 	if (c->done != NULL)
 		c->done(fs, c, status, r);
 	cfs_call_free(c);
-}
-
-/*
- * A lane other than 0 never fails a read itself: while its connection is
- * not up, or after it was lost, the read goes to lane 0 (once), which
- * answers for the worker's state as a whole.
- */
-static void
-hand_to_lane0(struct cfs *fs, struct cfs_call *c)
-{
-	if (c->retried) {
-		finish(fs, c, -EIO, NULL);
-		return;
-	}
-	c->retried = 1;
-	c->next = c->prev = NULL;
-	enqueue(&fs->lanes[0], c);
 }
 
 static void
@@ -152,15 +92,15 @@ queue_call(struct cfs_worker *w, struct cfs_call *c)
 	*pp = c;
 }
 
-static void
-dispatch(struct cfs *fs, struct cfs_worker *w, struct cfs_call *c)
+void
+cfs_worker_dispatch(struct cfs *fs, struct cfs_worker *w, struct cfs_call *c)
 {
 	uint64_t now = uv_now(w->lane->loop);
 
 	w->busy_at = now;
 	if (c->same_epoch && (w->state != CFS_W_READY || w->epoch != c->epoch)) {
 		/* A handle of a connection that has since been replaced. */
-		finish(fs, c, -EIO, NULL);
+		cfs_call_finish(fs, c, -EIO, NULL);
 		return;
 	}
 	switch (w->state) {
@@ -169,7 +109,7 @@ dispatch(struct cfs *fs, struct cfs_worker *w, struct cfs_call *c)
 		return;
 	case CFS_W_BACKOFF:
 		if (now < w->retry_at) {
-			finish(fs, c, -EIO, NULL);
+			cfs_call_finish(fs, c, -EIO, NULL);
 			return;
 		}
 		/* FALLTHROUGH */
@@ -182,8 +122,8 @@ dispatch(struct cfs *fs, struct cfs_worker *w, struct cfs_call *c)
 	}
 }
 
-static struct cfs_worker *
-find_in(struct cfs_lane *lane, const char *name)
+struct cfs_worker *
+cfs_worker_find_in(struct cfs_lane *lane, const char *name)
 {
 	struct cfs_worker *w;
 
@@ -193,77 +133,11 @@ find_in(struct cfs_lane *lane, const char *name)
 	return NULL;
 }
 
-static struct cfs_worker *get_in(struct cfs_lane *lane,
-    const struct cpx_endpoint *ep);
-
-/* A bulk lane learns a worker's endpoint from the route table. */
-static struct cfs_worker *
-lane_worker(struct cfs_lane *lane, const char *name)
-{
-	struct cfs_worker *w = find_in(lane, name);
-	struct cpx_endpoint ep;
-
-	if (w == NULL && cfs_routes_endpoint(lane->fs, name, &ep) == 0) {
-		w = get_in(lane, &ep);
-		cpx_endpoint_free(&ep);
-	}
-	return w;
-}
-
-static void
-drain_bulk(struct cfs_lane *lane, struct cfs_call *c)
-{
-	struct cfs *fs = lane->fs;
-	struct cfs_worker *w = lane_worker(lane, c->worker);
-	uint64_t now = uv_now(lane->loop);
-
-	if (w != NULL && (w->state == CFS_W_IDLE ||
-	    (w->state == CFS_W_BACKOFF && now >= w->retry_at)))
-		cfs_worker_kick(fs, w);
-	if (c->warm)
-		finish(fs, c, 0, NULL);
-	else if (w == NULL || w->state != CFS_W_READY)
-		hand_to_lane0(fs, c);
-	else
-		dispatch(fs, w, c);
-}
-
-/* A lane's thread: takes the calls other threads submitted. */
-void
-cfs_workers_drain(struct cfs_lane *lane)
-{
-	struct cfs *fs = lane->fs;
-	struct cfs_call *c, *next;
-	struct cfs_worker *w;
-
-	pthread_mutex_lock(&lane->call_lock);
-	c = lane->submitted;
-	lane->submitted = lane->submitted_tail = NULL;
-	pthread_mutex_unlock(&lane->call_lock);
-	for (; c != NULL; c = next) {
-		next = c->next;
-		c->next = NULL;
-		if (c->deadline == 0)	/* a read handed over keeps its own */
-			c->deadline = uv_now(lane->loop) +
-			    (uint64_t)fs->set.op_timeout_ms;
-		if (lane->stopping || c->warm || lane->index == 0) {
-			w = lane->stopping || c->warm ? NULL :
-			    find_in(lane, c->worker);
-			if (w == NULL)
-				finish(fs, c, c->warm ? 0 : -EIO, NULL);
-			else
-				dispatch(fs, w, c);
-		} else {
-			drain_bulk(lane, c);
-		}
-	}
-}
-
 /* Lane 0's worker of that name (routes, events). */
 struct cfs_worker *
 cfs_worker_find(struct cfs *fs, const char *name)
 {
-	return find_in(&fs->lanes[0], name);
+	return cfs_worker_find_in(&fs->lanes[0], name);
 }
 
 int
@@ -299,14 +173,14 @@ drop_link(struct cfs *fs, struct cfs_worker *w)
 struct cfs_worker *
 cfs_worker_get(struct cfs *fs, const struct cpx_endpoint *ep)
 {
-	return get_in(&fs->lanes[0], ep);
+	return cfs_worker_get_in(&fs->lanes[0], ep);
 }
 
-static struct cfs_worker *
-get_in(struct cfs_lane *lane, const struct cpx_endpoint *ep)
+struct cfs_worker *
+cfs_worker_get_in(struct cfs_lane *lane, const struct cpx_endpoint *ep)
 {
 	struct cfs *fs = lane->fs;
-	struct cfs_worker *w = find_in(lane, ep->name);
+	struct cfs_worker *w = cfs_worker_find_in(lane, ep->name);
 
 	if (w != NULL && !same_endpoint(&w->ep, ep)) {
 		cpx_info("worker %s: endpoint changed, reconnecting", w->name);
@@ -365,7 +239,7 @@ fail_list(struct cfs *fs, struct cfs_call *c)
 	for (; c != NULL; c = next) {
 		next = c->next;
 		c->next = c->prev = NULL;
-		finish(fs, c, -EIO, NULL);
+		cfs_call_finish(fs, c, -EIO, NULL);
 	}
 }
 
@@ -382,11 +256,11 @@ fail_all(struct cfs *fs, struct cfs_worker *w)
 	}
 	for (c = sent; c != NULL; c = next) {
 		next = c->next;
-		hand_to_lane0(fs, c);
+		cfs_lane_hand_back(fs, c);
 	}
 	for (c = queued; c != NULL; c = next) {
 		next = c->next;
-		hand_to_lane0(fs, c);
+		cfs_lane_hand_back(fs, c);
 	}
 }
 
@@ -433,7 +307,7 @@ became_ready(struct cfs *fs, struct cfs_worker *w)
 	for (; c != NULL; c = next) {
 		next = c->next;
 		c->next = NULL;
-		dispatch(fs, w, c);
+		cfs_worker_dispatch(fs, w, c);
 	}
 	if (w->lane->index != 0)
 		return;
@@ -480,7 +354,7 @@ on_reply(struct cfs *fs, struct cfs_worker *w, const struct cpx_frame *f)
 	status = (int32_t)cpx_rd_u32(&r);
 	if (r.err || status > 0 || status < -4095)
 		status = -EIO;
-	finish(fs, c, status, status == 0 ? &r : NULL);
+	cfs_call_finish(fs, c, status, status == 0 ? &r : NULL);
 }
 
 void
@@ -536,12 +410,12 @@ expire_calls(struct cfs *fs, struct cfs_worker *w, uint64_t now)
 	while ((c = w->sent) != NULL && c->deadline <= now) {
 		list_remove(w, c);
 		cpx_warn("worker %s: %s timed out", w->name, "request");
-		finish(fs, c, -EIO, NULL);
+		cfs_call_finish(fs, c, -EIO, NULL);
 	}
 	for (pp = &w->queued; (c = *pp) != NULL;) {
 		if (c->deadline <= now) {
 			*pp = c->next;
-			finish(fs, c, -EIO, NULL);
+			cfs_call_finish(fs, c, -EIO, NULL);
 		} else {
 			pp = &c->next;
 		}
@@ -616,3 +490,4 @@ cfs_workers_free(struct cfs_lane *lane)
 	}
 	lane->workers = NULL;
 }
+
