@@ -67,7 +67,7 @@ struct cache {
 #define BUCKETS 4096
 #define PREAD_TTL_MS 1000
 #define EVENT_TTL_MS 60000	/* the watch reports any later change */
-#define NEAR (2u * CFS_BLOCK)	/* reads this close to the last count as sequential */
+#define NEAR (4u << 20)	/* reads this close to the last count as sequential */
 
 #define C(fs) ((struct cache *)(fs)->cache)
 

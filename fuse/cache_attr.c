@@ -20,6 +20,22 @@ cfs_cache_attr(struct cfs *fs, const char *path, struct cpx_attr *a)
 	return fresh;
 }
 
+/* The attributes last seen, fresh or not: 1, or 0 when none. */
+int
+cfs_cache_last_attr(struct cfs *fs, const char *path, struct cpx_attr *a)
+{
+	struct rec *r;
+	int have;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	r = cfs_cache__rec(fs, path, 0);
+	have = r != NULL && r->has_attr;
+	if (have)
+		*a = r->attr;
+	pthread_mutex_unlock(&fs->cache_lock);
+	return have;
+}
+
 void
 cfs_cache_set_attr(struct cfs *fs, const char *path, const struct cpx_attr *a,
     uint64_t ttl_ms)

@@ -10,11 +10,12 @@
 static void
 reply_reader(struct reader *rd)
 {
-	struct iovec iov[8];
+	/* One entry per block the read spans: a short reply would mean EOF. */
+	struct iovec *iov = cpx_xcalloc(rd->nb, sizeof *iov);
 	uint64_t end = rd->off + rd->size;
 	size_t i, n = 0;
 
-	for (i = 0; i < rd->nb && n < CPX_ARRAY_SIZE(iov); i++) {
+	for (i = 0; i < rd->nb; i++) {
 		struct block *b = rd->blocks[i];
 		uint64_t bstart = b->index * CFS_BLOCK;
 		uint64_t from = rd->off > bstart ? rd->off - bstart : 0;
@@ -28,6 +29,7 @@ reply_reader(struct reader *rd)
 			break;	/* end of file */
 	}
 	fuse_reply_iov(rd->req, iov, (int)n);
+	free(iov);
 }
 
 static void

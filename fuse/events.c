@@ -24,31 +24,53 @@ is_temporary(const char *path)
 	return n > 4 && strcmp(path + n - 4, ".tmp") == 0;
 }
 
+/*
+ * The kernel must ask again about the name: a cached "no such file" may
+ * be wrong now. A name that went away is dropped at once; one that (still
+ * or newly) exists only expires, so that the kernel keeps the inode and
+ * its page cache when it turns out to be the same file. The cached pages
+ * go only when the file's contents changed.
+ */
 static void
-forget_name(struct cfs *fs, const char *path, int inode)
+forget_name(struct cfs *fs, const char *path, int gone, int changed)
 {
 	const char *name;
 	char *dir = cpx_path_split(path, &name);
 	fuse_ino_t parent = cfs_node_find_path(fs, dir), ino;
 
 	if (parent != 0) {
-		cfs_notify_entry(fs, parent, name);
-		if (inode && (ino = cfs_node_find(fs, parent, name)) != 0)
+		if (gone)
+			cfs_notify_entry(fs, parent, name);
+		else
+			cfs_notify_expire(fs, parent, name);
+		if (changed && (ino = cfs_node_find(fs, parent, name)) != 0)
 			cfs_notify_inode(fs, ino);
 	}
 	free(dir);
+}
+
+static int
+same_version(const struct cpx_attr *a, const struct cpx_attr *b)
+{
+	return a->size == b->size && a->mtime_s == b->mtime_s &&
+	    a->mtime_ns == b->mtime_ns && a->mode == b->mode;
 }
 
 static void
 complete(struct cfs *fs, struct cfs_worker *w, const char *path,
     const struct cpx_attr *a)
 {
+	struct cpx_attr old;
+	int changed = !cfs_cache_last_attr(fs, path, &old) ||
+	    !same_version(&old, a);
+
 	cfs_cache_set_attr(fs, path, a, EVENT_TTL_MS);
-	forget_name(fs, path, 1);
+	forget_name(fs, path, 0, changed);
 	if (is_temporary(path))
 		return;
 	cfs_cache_set_stable(fs, path, 1);
-	cfs_cache_mark_stored(fs, path, 0);	/* the kernel just forgot it */
+	if (changed)
+		cfs_cache_mark_stored(fs, path, 0);	/* the kernel forgot it */
 	/* Already whole (the same version again): the kernel needs it back. */
 	if (!cfs_cache_prefetch(fs, w->name, path, a) &&
 	    cfs_cache_complete(fs, path))
@@ -83,14 +105,14 @@ cfs_event(struct cfs *fs, struct cfs_worker *w, const uint8_t *p, size_t n)
 	switch (kind) {
 	case CPX_FEV_CREATED:
 		cfs_cache_set_attr(fs, path, &a, 0);	/* still being written */
-		forget_name(fs, path, 0);
+		forget_name(fs, path, 0, 1);
 		break;
 	case CPX_FEV_COMPLETE:
 		complete(fs, w, path, &a);
 		break;
 	case CPX_FEV_REMOVED:
 		cfs_cache_forget(fs, path);
-		forget_name(fs, path, 0);
+		forget_name(fs, path, 1, 0);
 		break;
 	case CPX_FEV_DIR_GONE:
 	case CPX_FEV_OVERFLOW:

@@ -15,7 +15,7 @@
  * notify, so it may wait: the answer it waits for comes from elsewhere.
  */
 
-enum notice_kind { N_ENTRY, N_INODE, N_STORE, N_UNDER };
+enum notice_kind { N_ENTRY, N_EXPIRE, N_INODE, N_STORE, N_UNDER };
 
 struct cfs_notice {
 	enum notice_kind kind;
@@ -60,6 +60,22 @@ void
 cfs_notify_entry(struct cfs *fs, fuse_ino_t parent, const char *name)
 {
 	struct cfs_notice *n = notice(N_ENTRY);
+
+	n->parent = parent;
+	n->name = cpx_xstrdup(name);
+	push(fs, n);
+}
+
+/*
+ * Makes the kernel ask again about a name at its next use, without
+ * dropping the dentry: the inode (and the page cache it holds) stays
+ * when the name still means the same file. Kernels without
+ * FUSE_CAP_EXPIRE_ONLY get a plain invalidation.
+ */
+void
+cfs_notify_expire(struct cfs *fs, fuse_ino_t parent, const char *name)
+{
+	struct cfs_notice *n = notice(fs->expire_only ? N_EXPIRE : N_ENTRY);
 
 	n->parent = parent;
 	n->name = cpx_xstrdup(name);
@@ -146,6 +162,10 @@ handle(struct cfs *fs, struct cfs_notice *n)
 	switch (n->kind) {
 	case N_ENTRY:
 		inval_entry(fs, n->parent, n->name, 0, NULL);
+		break;
+	case N_EXPIRE:
+		fuse_lowlevel_notify_expire_entry(fs->se, n->parent, n->name,
+		    strlen(n->name), FUSE_LL_EXPIRE_ONLY);
 		break;
 	case N_INODE:
 		fuse_lowlevel_notify_inval_inode(fs->se, n->ino, 0, 0);

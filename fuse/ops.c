@@ -69,6 +69,10 @@ op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE |
 	    FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ);
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_EXPIRE_ONLY) {
+		conn->want |= FUSE_CAP_EXPIRE_ONLY;
+		((struct cfs *)userdata)->expire_only = 1;
+	}
 	conn->max_write = 1024 * 1024;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
