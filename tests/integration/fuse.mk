@@ -17,3 +17,6 @@ $(FUSE_PIPE): tests/integration/fuse_pipe.c $(call part_objs,clusterplex-fuse) $
 fuse-tests: $(BUILD)/clusterplex-agent $(BUILD)/clusterplex-fuse $(FUSE_PIPE)
 	@set -e; for t in $(FUSE_TESTS); do echo "== $$t"; \
 		timeout 600 $$t || { echo "FAILED: $$t"; exit 1; }; done
+
+# tests/integration/run.sh runs the fuse tests too: build what they need.
+integration: $(FUSE_PIPE)
