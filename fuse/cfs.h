@@ -218,6 +218,7 @@ struct cfs_lane {
 	struct cfs_call *submitted, *submitted_tail;
 	struct cfs_worker *workers;
 	int stopping;
+	int closed;		/* under call_lock: no more calls taken */
 	uv_loop_t own_loop;	/* lanes 1..: */
 	uv_async_t own_wake;
 	uv_timer_t own_tick;
@@ -281,6 +282,7 @@ void cfs_lanes_free(struct cfs *fs);
 void cfs_lanes_warm(struct cfs *fs, const char *worker);
 void cfs_lane_enqueue(struct cfs_lane *lane, struct cfs_call *c);
 void cfs_lane_hand_back(struct cfs *fs, struct cfs_call *c);
+void cfs_lane_close_queue(struct cfs_lane *lane);
 
 /* cache.c: remote attributes and file blocks, with read-ahead. */
 

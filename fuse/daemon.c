@@ -33,6 +33,7 @@ loop_close_all(struct cfs *fs)
 	fs->lanes[0].stopping = 1;
 	cfs_ctl_stop(fs);
 	cfs_routing_shutdown(fs);
+	cfs_lane_close_queue(&fs->lanes[0]);
 	cfs_workers_drain(&fs->lanes[0]);
 	cfs_workers_free(&fs->lanes[0]);
 	uv_close((uv_handle_t *)&fs->tick, NULL);

@@ -13,13 +13,29 @@ cfs_lane_enqueue(struct cfs_lane *lane, struct cfs_call *c)
 {
 	c->next = NULL;
 	pthread_mutex_lock(&lane->call_lock);
+	if (lane->closed) {
+		/* Its loop is going away: nobody would ever answer this. */
+		pthread_mutex_unlock(&lane->call_lock);
+		cfs_call_finish(lane->fs, c, -EIO, NULL);
+		return;
+	}
 	if (lane->submitted_tail != NULL)
 		lane->submitted_tail->next = c;
 	else
 		lane->submitted = c;
 	lane->submitted_tail = c;
-	pthread_mutex_unlock(&lane->call_lock);
+	/* Under the lock: the handle cannot be closed meanwhile. */
 	uv_async_send(lane->wake);
+	pthread_mutex_unlock(&lane->call_lock);
+}
+
+/* The lane's thread, before it closes its handles: no more calls. */
+void
+cfs_lane_close_queue(struct cfs_lane *lane)
+{
+	pthread_mutex_lock(&lane->call_lock);
+	lane->closed = 1;
+	pthread_mutex_unlock(&lane->call_lock);
 }
 
 /*
@@ -68,14 +84,17 @@ cfs_lane_hand_back(struct cfs *fs, struct cfs_call *c)
 	cfs_lane_enqueue(&fs->lanes[0], c);
 }
 
-/* A bulk lane learns a worker's endpoint from the route table. */
+/*
+ * A bulk lane learns a worker's endpoint from the route table, every time:
+ * a worker that moved (new address, new key) is followed, as on lane 0.
+ */
 static struct cfs_worker *
 lane_worker(struct cfs_lane *lane, const char *name)
 {
-	struct cfs_worker *w = cfs_worker_find_in(lane, name);
+	struct cfs_worker *w = NULL;
 	struct cpx_endpoint ep;
 
-	if (w == NULL && cfs_routes_endpoint(lane->fs, name, &ep) == 0) {
+	if (cfs_routes_endpoint(lane->fs, name, &ep) == 0) {
 		w = cfs_worker_get_in(lane, &ep);
 		cpx_endpoint_free(&ep);
 	}
@@ -153,6 +172,7 @@ static void
 lane_close(struct cfs_lane *lane)
 {
 	lane->stopping = 1;
+	cfs_lane_close_queue(lane);
 	cfs_workers_drain(lane);
 	cfs_workers_free(lane);
 	uv_close((uv_handle_t *)&lane->own_tick, NULL);
