@@ -1,0 +1,173 @@
+# exec_lib.sh — shared set-up for the exec_*.sh tests: a throwaway
+# unprivileged sshd on a loopback port whose forced command is the agent,
+# a placement responder where the dispatcher would be, a fake PMS for
+# callbacks, and the stand-in transcoder. Everything lives below $T and
+# is removed, and every process started here is stopped, by exec_cleanup.
+#
+#   . tests/integration/exec_lib.sh
+#   exec_init NAME PORT_BASE        # ports PORT_BASE..PORT_BASE+2
+#   exec_start                      # sshd, dispatcher, PMS; exports the shim's env
+
+set -eu
+
+EXEC_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+EXEC_BUILD=${BUILD:-build}
+EXEC_USER=cpx-exec
+EXEC_TOKEN=exec-test-token-0123456789
+export EXEC_TOKEN
+EXEC_PIDS=()
+EXEC_MADE_USER=0
+
+exec_log() { printf '%s: %s\n' "$EXEC_NAME" "$*" >&2; }
+exec_die() { exec_log "FAIL: $*"; exit 1; }
+
+exec_cleanup() {
+	local rc=$? pid kids
+	set +e
+	if [ -n "${T:-}" ] && [ -f "$T/run/pool.sock.pid" ]; then
+		kill "$(cat "$T/run/pool.sock.pid")" 2>/dev/null
+	fi
+	for pid in "${EXEC_PIDS[@]}"; do
+		kids=$(ps -o pid= --ppid "$pid" 2>/dev/null)
+		kill "$pid" $kids 2>/dev/null
+	done
+	for pid in "${EXEC_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	if [ "$EXEC_MADE_USER" = 1 ]; then
+		sleep 0.2
+		userdel "$EXEC_USER" 2>/dev/null
+	fi
+	[ -n "${T:-}" ] && rm -rf "$T"
+	exit $rc
+}
+
+exec_init() {
+	EXEC_NAME=$1
+	SSH_PORT=$2
+	DISP_PORT=$(($2 + 1))
+	PMS_PORT=$(($2 + 2))
+	[ -x "$EXEC_TOP/$EXEC_BUILD/clusterplex-shim" ] ||
+		exec_die "build $EXEC_BUILD/clusterplex-shim first"
+	T=$(mktemp -d "/tmp/cpx-exec-$EXEC_NAME.XXXXXX")
+	chmod 755 "$T"
+	trap exec_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+exec_user() {
+	if ! id "$EXEC_USER" >/dev/null 2>&1; then
+		useradd --system --shell /bin/sh --home-dir / --no-create-home \
+			"$EXEC_USER"
+		EXEC_MADE_USER=1
+	fi
+	# A locked account ("!") is refused even for key auth.
+	usermod -p '*' "$EXEC_USER" 2>/dev/null || true
+}
+
+exec_wait_port() {
+	local i
+	for i in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	exec_die "nothing listens on port $1"
+}
+
+exec_layout() {
+	mkdir -p "$T/bin" "$T/sshd" "$T/worker" "$T/worker-run" "$T/run" \
+		"$T/state" "$T/pms/Transcode/Sessions"
+	cp "$EXEC_TOP/$EXEC_BUILD/clusterplex-agent" "$EXEC_TOP/$EXEC_BUILD/clusterplex-shim" "$T/bin/"
+	cc -O2 -o "$T/bin/standin" "$EXEC_TOP/tests/integration/exec_standin.c"
+	ssh-keygen -q -t ed25519 -N '' -f "$T/sshd/host_key" -C worker-host
+	ssh-keygen -q -t ed25519 -N '' -f "$T/client_key" -C pms-host
+	cat >"$T/agent.env" <<EOT
+CLUSTERPLEX_WORKER_NAME=w1
+CLUSTERPLEX_TRANSCODE_DIR=$T/worker
+CLUSTERPLEX_RUN_DIR=$T/worker-run
+TRANSCODER_PATH=$T/bin
+TRANSCODER_NAME=standin
+CLUSTERPLEX_LINK_TIMEOUT_MS=${EXEC_AGENT_LINK_TIMEOUT_MS:-3000}
+CLUSTERPLEX_MAX_TASKS=64
+CLUSTERPLEX_LOG_LEVEL=warn
+EOT
+	echo "restrict,command=\"$T/bin/clusterplex-agent exec --env-file $T/agent.env\" $(cat "$T/client_key.pub")" \
+		>"$T/sshd/authorized_keys"
+	cat >"$T/sshd/config" <<EOT
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $T/sshd/host_key
+PidFile $T/sshd/pid
+AuthorizedKeysFile $T/sshd/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+MaxStartups 200
+MaxSessions 20
+LogLevel ERROR
+EOT
+	chown -R "$EXEC_USER" "$T/sshd" "$T/worker" "$T/worker-run"
+	printf '{"name":"w1","host":"127.0.0.1","port":%d,"user":"%s","host_key":"%s"}\n' \
+		"$SSH_PORT" "$EXEC_USER" "$(cat "$T/sshd/host_key.pub")" >"$T/state/worker.json"
+	echo ok >"$T/state/mode"
+}
+
+exec_sshd_start() {
+	setpriv --reuid "$EXEC_USER" --regid "$EXEC_USER" --clear-groups \
+		/usr/sbin/sshd -D -e -f "$T/sshd/config" 2>>"$T/sshd.log" &
+	EXEC_PIDS+=($!)
+	SSHD_PID=$!
+	exec_wait_port "$SSH_PORT"
+}
+
+exec_sshd_stop() {
+	local kids
+	kids=$(ps -o pid= --ppid "$SSHD_PID" 2>/dev/null || true)
+	kill "$SSHD_PID" $kids 2>/dev/null || true
+	wait "$SSHD_PID" 2>/dev/null || true
+}
+
+exec_start() {
+	exec_user
+	exec_layout
+	exec_sshd_start
+	python3 "$EXEC_TOP/tests/integration/exec_dispatcher.py" "$DISP_PORT" "$T/state" &
+	EXEC_PIDS+=($!)
+	python3 "$EXEC_TOP/tests/integration/exec_dispatcher.py" "$PMS_PORT" "$T/state" &
+	EXEC_PIDS+=($!)
+	exec_wait_port "$DISP_PORT"
+	exec_wait_port "$PMS_PORT"
+	export ORCHESTRATOR_URL="http://127.0.0.1:$DISP_PORT"
+	export CLUSTERPLEX_TOKEN="$EXEC_TOKEN"
+	export CLUSTERPLEX_SSH_KEY="$T/client_key"
+	export CLUSTERPLEX_RUN_DIR="$T/run"
+	export CLUSTERPLEX_LOCAL_TRANSCODER="$T/bin/standin"
+	export CLUSTERPLEX_LOCAL_JOBS=none
+	export CLUSTERPLEX_POOL=off
+	export PMS_PORT
+	export X_PLEX_TOKEN=plex-token-abcdef
+	SHIM="$T/bin/clusterplex-shim"
+}
+
+# A fresh PMS session folder; prints its path.
+exec_session() {
+	local d="$T/pms/Transcode/Sessions/plex-transcode-$1"
+	mkdir -p "$d"
+	echo "$d"
+}
+
+# The worker's side of a session folder.
+exec_worker_dir() { echo "$T/worker/Transcode/Sessions/plex-transcode-$1"; }
+
+exec_pool_start() {
+	"$SHIM" pool 2>>"$T/pool.log" &
+	EXEC_PIDS+=($!)
+	POOL_PID=$!
+	local i
+	for i in $(seq 100); do
+		[ -S "$T/run/pool.sock" ] && return 0
+		sleep 0.02
+	done
+	exec_die "the pool did not start"
+}
