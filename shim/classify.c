@@ -72,6 +72,9 @@ find_session(const struct shim_config *cfg, const char *cwd,
 	const char *at = NULL, *p, *name;
 	size_t rlen;
 
+	/* getcwd() gives canonical paths; anything else is not understood. */
+	if (cwd[0] != '/' || !cpx_path_clean_relative(cwd + 1))
+		return 0;
 	if (cfg->transcode_dir != NULL) {
 		if (!cpx_path_under(cwd, cfg->transcode_dir, &p) ||
 		    strncmp(p, SESSIONS, strlen(SESSIONS)) != 0)
