@@ -143,6 +143,8 @@ child_exited(struct job *j, int st)
 	j->wstatus = st;
 	/* Nothing the transcoder started may outlive it. */
 	kill(-j->pid, SIGKILL);
+	agent_guard_done(j->guard_fd);
+	j->guard_fd = -1;
 	agent_state_remove(j->state_path);
 	job_close_stdin(j);
 	if (j->lost)
@@ -159,6 +161,9 @@ on_sigchld(uv_signal_t *s, int signum)
 	struct job *j = s->data;
 	int st;
 
+	if (j->guard_pid > 0 && waitpid(j->guard_pid, &st, WNOHANG) ==
+	    j->guard_pid)
+		j->guard_pid = 0;
 	if (j->pid > 0 && !j->exited && waitpid(j->pid, &st, WNOHANG) == j->pid)
 		child_exited(j, st);
 }
@@ -376,6 +381,10 @@ on_run(struct job *j)
 		return;
 	}
 	j->pid = p.pid;
+	j->guard_fd = agent_guard_start(j->pid, &j->guard_pid);
+	if (j->guard_fd < 0)
+		cpx_warn("job %s: no guard process: %s", j->spec.id,
+		    strerror(errno));
 	close(j->cwd_fd);
 	j->cwd_fd = -1;
 	j->state_path = agent_state_write(j->cfg->run_dir, &j->spec, j->pid,
@@ -442,6 +451,7 @@ agent_job_start(struct agent_config *cfg, struct uv_loop_s *loop,
 	j->link = link;
 	j->status = status;
 	j->cwd_fd = -1;
+	j->guard_fd = -1;
 	j->t_job = cpx_now_ms();
 	cpx_buf_init(&j->early_stdin);
 	uv_timer_init(loop, &j->link_timer);

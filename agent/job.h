@@ -58,6 +58,8 @@ struct job {
 	int early_sigs[8];
 	int nearly_sigs;
 	pid_t pid;
+	pid_t guard_pid;
+	int guard_fd;		/* see agent_guard_start */
 	int exited;
 	int wstatus;
 	int lost;
@@ -100,6 +102,8 @@ int agent_job_open_input(int dirfd, const char *name, char **cause);
 int agent_proc_spawn(const char *path, char *const argv[],
     char *const envp[], int cwd_fd, struct job_proc *p, char **cause);
 int agent_signal_allowed(int sig);
+int agent_guard_start(pid_t pgid, pid_t *guard_pid);
+void agent_guard_done(int fd);
 
 /* job_state.c */
 char *agent_state_write(const char *run_dir, const struct cpx_jobspec *js,

@@ -69,6 +69,65 @@ fail:
 	_exit(127);
 }
 
+static _Noreturn void
+guard(int rfd, pid_t pgid)
+{
+	ssize_t n;
+	char c;
+	int fd = open("/dev/null", O_RDWR);
+
+	/* Hold nothing of the agent's: sshd waits for its pipes to close. */
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	if (rfd > 3)
+		close_range(3, (unsigned)rfd - 1, 0);
+	close_range((unsigned)rfd + 1, ~0U, 0);
+	do
+		n = read(rfd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		kill(-pgid, SIGKILL);
+	_exit(0);
+}
+
+/*
+ * PR_SET_PDEATHSIG reaches the transcoder alone when the agent is killed
+ * outright; what the transcoder started would live on. A guard process
+ * waits on a pipe only the agent writes to: EOF without the agent's
+ * "done" byte means the agent died, and the guard kills the whole group.
+ * Returns the pipe's write end (the agent writes "done" once it has
+ * reaped the transcoder), or -1.
+ */
+int
+agent_guard_start(pid_t pgid, pid_t *guard_pid)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -1;
+	pid = fork();
+	if (pid == 0)
+		guard(p[0], pgid);
+	close(p[0]);
+	if (pid < 0) {
+		close(p[1]);
+		return -1;
+	}
+	*guard_pid = pid;
+	return p[1];
+}
+
+void
+agent_guard_done(int fd)
+{
+	if (fd >= 0) {
+		(void)!write(fd, "d", 1);
+		close(fd);
+	}
+}
+
 /* Reads the child's exec report: 0 when execve succeeded. */
 static int
 exec_result(int fd)

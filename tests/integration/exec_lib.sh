@@ -19,11 +19,28 @@ EXEC_PIDS=()
 EXEC_MADE_USER=0
 
 exec_log() { printf '%s: %s\n' "$EXEC_NAME" "$*" >&2; }
-exec_die() { exec_log "FAIL: $*"; exit 1; }
+exec_die() {
+	exec_log "FAIL: $*"
+	[ -s "${T:-/nonexistent}/shim.err" ] && tail -n 5 "$T/shim.err" >&2
+	exit 1
+}
+
+# Processes running $T/bin/NAME (default: the stand-in transcoder),
+# found by that unique executable path.
+exec_standins() {
+	local p want="$T/bin/${1:-standin}"
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/exe" 2>/dev/null)" = "$want" ] &&
+			echo "${p#/proc/}"
+	done
+	return 0
+}
 
 exec_cleanup() {
 	local rc=$? pid kids
 	set +e
+	[ -n "${EXEC_WATCHDOG:-}" ] && kill "$EXEC_WATCHDOG" 2>/dev/null
+	[ -n "${T:-}" ] && kill -9 $(exec_standins) 2>/dev/null
 	if [ -n "${T:-}" ] && [ -f "$T/run/pool.sock.pid" ]; then
 		kill "$(cat "$T/run/pool.sock.pid")" 2>/dev/null
 	fi
@@ -52,7 +69,37 @@ exec_init() {
 	T=$(mktemp -d "/tmp/cpx-exec-$EXEC_NAME.XXXXXX")
 	chmod 755 "$T"
 	trap exec_cleanup EXIT
-	trap 'exit 130' INT TERM
+	trap 'exec_log "interrupted (timeout?)"; exit 130' INT TERM
+	# Every test is bounded, whatever hangs.
+	(sleep "${EXEC_TIMEOUT:-300}"; kill -TERM $$) 2>/dev/null &
+	EXEC_WATCHDOG=$!
+}
+
+# Waits up to $2 seconds (default 2) until no stand-in runs; fails otherwise.
+exec_no_standins() {
+	local i left
+	for i in $(seq $((${2:-2} * 50))); do
+		left=$(exec_standins)
+		[ -z "$left" ] && return 0
+		sleep 0.02
+	done
+	exec_die "$1: transcoder processes left: $left"
+}
+
+# Runs the shim from a session folder; sets RC. Usage: exec_run SESSION ARGS...
+exec_run() {
+	local s=$1
+	shift
+	set +e
+	# bash reports a child's death by signal on stderr: not ours to show.
+	{ (cd "$s" && timeout -s KILL "${EXEC_RUN_TIMEOUT:-30}" "$SHIM" "$@" \
+		2>>"$T/shim.err"); } 2>/dev/null
+	RC=$?
+	set -e
+}
+
+exec_expect_rc() {
+	[ "$RC" = "$1" ] || exec_die "$2: exit status $RC, expected $1"
 }
 
 exec_user() {

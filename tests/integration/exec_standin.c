@@ -11,6 +11,8 @@
  *   callback URL     PUT to URL (http://127.0.0.1:port/path), print status
  *   env              print the environment
  *   where            print the working directory
+ *   show NAME        print the file NAME (in the working directory)
+ *   tick N           print a line every 100 ms, N times
  */
 
 #include <arpa/inet.h>
@@ -150,6 +152,24 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "env") == 0) {
 		for (i = 0; environ[i] != NULL; i++)
 			printf("%s\n", environ[i]);
+		return 0;
+	}
+	if (strcmp(argv[1], "show") == 0 && argc > 2) {
+		FILE *f = fopen(argv[2], "r");
+		int c;
+
+		if (f == NULL)
+			return 3;
+		while ((c = getc(f)) != EOF)
+			putchar(c);
+		return 0;
+	}
+	if (strcmp(argv[1], "tick") == 0 && argc > 2) {
+		for (i = 0; i < atoi(argv[2]); i++) {
+			printf("tick %d\n", i);
+			fflush(stdout);
+			usleep(100000);
+		}
 		return 0;
 	}
 	if (strcmp(argv[1], "where") == 0 && getcwd(cwd, sizeof cwd) != NULL) {
