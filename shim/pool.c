@@ -372,6 +372,8 @@ listen_socket(struct pool *pool)
 	error = uv_pipe_bind(&pool->server, pool->sock_path);
 	umask(old);
 	if (error == 0)
+		chmod(pool->sock_path, 0600);
+	if (error == 0)
 		error = uv_listen((uv_stream_t *)&pool->server, 128,
 		    on_connection);
 	if (error != 0) {

@@ -46,6 +46,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {})
         if self.path != "/api/v1/placements":
             return self.reply(404, {})
+        with open(os.path.join(state, "placements.log"), "a") as f:
+            f.write(json.dumps(body) + "\n")
         mode = open(os.path.join(state, "mode")).read().strip()
         if mode == "slow":
             time.sleep(30)
