@@ -9,6 +9,9 @@
 
 #include "shim.h"
 
+/* scripts/install-shim.sh recognises the shim by this string. */
+const char shim_marker[] = "CLUSTERPLEX-SHIM-MARKER " CPX_VERSION;
+
 /* The folder the shim was installed in, for the default real transcoder. */
 static char *
 self_dir(void)
@@ -128,11 +131,22 @@ main(int argc, char **argv)
 	cpx_log_init("clusterplex-shim");
 	if (shim_config_load(&cfg, dir, &cause) != 0) {
 		cpx_error("configuration: %s (exit %d)", cause, SHIM_EXIT_CONFIG);
+		free(cause);
+		free(dir);
+		shim_config_free(&cfg);
 		return SHIM_EXIT_CONFIG;
 	}
 	free(dir);
-	if (argc >= 2 && strcmp(argv[1], "pool") == 0)
-		return shim_pool_main(&cfg, argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "pool") == 0) {
+		int status = shim_pool_main(&cfg, argc, argv);
+
+		shim_config_free(&cfg);
+		return status;
+	}
+	if (argc == 2 && strcmp(argv[1], "--clusterplex-version") == 0) {
+		printf("%s\n", shim_marker + 24);
+		return 0;
+	}
 	if (cfg.mode == SHIM_MODE_LOCAL)
 		shim_exec_local(&cfg, argv);
 	if (getcwd(cwd, sizeof cwd) == NULL)

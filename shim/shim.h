@@ -53,6 +53,8 @@ struct shim_config {
 	long pool_channels;	/* CLUSTERPLEX_POOL_CHANNELS */
 };
 
+extern const char shim_marker[];	/* main.c */
+
 /* config.c */
 int shim_config_load(struct shim_config *cfg, const char *self_dir,
     char **cause);

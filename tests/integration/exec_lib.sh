@@ -39,10 +39,18 @@ exec_standins() {
 exec_cleanup() {
 	local rc=$? pid kids
 	set +e
-	[ -n "${EXEC_WATCHDOG:-}" ] && kill "$EXEC_WATCHDOG" 2>/dev/null
+	if [ -n "${EXEC_WATCHDOG:-}" ]; then
+		kill $(ps -o pid= --ppid "$EXEC_WATCHDOG") "$EXEC_WATCHDOG" 2>/dev/null
+	fi
 	[ -n "${T:-}" ] && kill -9 $(exec_standins) 2>/dev/null
 	if [ -n "${T:-}" ] && [ -f "$T/run/pool.sock.pid" ]; then
-		kill "$(cat "$T/run/pool.sock.pid")" 2>/dev/null
+		pid=$(cat "$T/run/pool.sock.pid")
+		kill "$pid" 2>/dev/null
+		# A pool the shim started is not our child: wait for its exit.
+		for kids in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.02
+		done
 	fi
 	for pid in "${EXEC_PIDS[@]}"; do
 		kids=$(ps -o pid= --ppid "$pid" 2>/dev/null)
@@ -51,6 +59,15 @@ exec_cleanup() {
 	for pid in "${EXEC_PIDS[@]}"; do
 		wait "$pid" 2>/dev/null
 	done
+	# Sanitizer builds: the pool's, the shims' and (through the channel's
+	# stderr) the agents' reports end up in these logs.
+	if [ -n "${T:-}" ] && grep -qs -e "Sanitizer" -e "runtime error:" \
+		"$T/shim.err" "$T/pool.log" "$T/run/pool.log"; then
+		exec_log "FAIL: sanitizer report:"
+		grep -hs -A12 -e "Sanitizer" -e "runtime error:" "$T/shim.err" \
+			"$T/pool.log" "$T/run/pool.log" | head -n 40 >&2
+		rc=1
+	fi
 	if [ "$EXEC_MADE_USER" = 1 ]; then
 		sleep 0.2
 		userdel "$EXEC_USER" 2>/dev/null
@@ -70,8 +87,10 @@ exec_init() {
 	chmod 755 "$T"
 	trap exec_cleanup EXIT
 	trap 'exec_log "interrupted (timeout?)"; exit 130' INT TERM
-	# Every test is bounded, whatever hangs.
-	(sleep "${EXEC_TIMEOUT:-300}"; kill -TERM $$) 2>/dev/null &
+	# Every test is bounded, whatever hangs. (No stdio: a caller reading
+	# our output through a pipe must see its end when we end.)
+	(sleep "${EXEC_TIMEOUT:-300}" & wait $!; kill -TERM $$) \
+		</dev/null >/dev/null 2>&1 &
 	EXEC_WATCHDOG=$!
 }
 

