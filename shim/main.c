@@ -106,6 +106,8 @@ run_remote(const struct shim_config *cfg, const struct shim_job *job,
 	place(cfg, job, argv, &pl);
 	add_route(cfg, job, argv, &pl);
 	shim_run_remote(cfg, job, &pl, &in, &out);
+	/* libuv left O_NONBLOCK on the files we share with PMS. */
+	shim_restore_process();
 	shim_inputs_free(&in);
 	shim_report_end(cfg, pl.job_id, out.code == -1 ? out.outcome :
 	    out.fallback_ok && cfg->mode == SHIM_MODE_BOTH ? "fallback" :

@@ -380,20 +380,27 @@ send_job(struct run *r)
 	js.inputs = inputs;
 	js.ninputs = r->in->n;
 	json = cpx_jobspec_encode(&js);
+	if (strlen(json) + CPX_FRAME_HDR > CPX_FRAME_MAX) {
+		/* ARG_MAX allows more than one frame carries: not for a worker. */
+		fail(r, SHIM_EXIT_REFUSED, 1, "refused", "the job's argv and "
+		    "environment exceed %d bytes once encoded", CPX_FRAME_MAX);
+		goto out;
+	}
 	cpx_buf_init(&b);
 	cpx_hello_put(&b, CPX_SERVICE_JOB, "clusterplex-shim");
 	cpx_link_send_buf(r->link, CPX_MSG_HELLO, 0, &b);
 	cpx_link_send(r->link, CPX_MSG_JOB, 0, json, strlen(json));
 	send_inputs(r);
 	cpx_link_send(r->link, CPX_MSG_RUN, 0, NULL, 0);
+	shim_source_open(&r->sin, &r->loop, STDIN_FILENO, on_stdin, r);
+	r->sin_open = 1;
+out:
 	for (i = 0; i < js.argc; i++)
 		free(js.argv[i]);
 	free(js.argv);
 	free(js.env);
 	free(inputs);
 	free(json);
-	shim_source_open(&r->sin, &r->loop, STDIN_FILENO, on_stdin, r);
-	r->sin_open = 1;
 }
 
 static void

@@ -72,6 +72,11 @@ expect remote none 243 2000 "host key mismatch"
 grep -q "host key mismatch" "$T/shim.err" || exec_die "no host key line"
 cp "$T/worker.good" "$T/state/worker.json"
 CLUSTERPLEX_SSH_KEY=$T/other expect remote none 243 2000 "key refused"
+# A known_hosts file must accept the worker as well as the pinned key.
+echo "[127.0.0.1]:$SSH_PORT $(cat "$T/sshd/host_key.pub")" >"$T/kh.good"
+echo "[127.0.0.1]:$SSH_PORT $(cat "$T/other.pub")" >"$T/kh.bad"
+CLUSTERPLEX_KNOWN_HOSTS=$T/kh.good expect remote remote 0 2000 "known_hosts agrees"
+CLUSTERPLEX_KNOWN_HOSTS=$T/kh.bad expect remote none 243 2000 "known_hosts disagrees"
 sed "s/\"port\":$SSH_PORT/\"port\":1/" "$T/worker.good" >"$T/state/worker.json"
 expect both local 0 2000 "sshd unreachable"
 expect remote none 242 2000 "sshd unreachable"
@@ -90,6 +95,17 @@ S=$(exec_session fb.esc) W=$W.esc
 expect remote none 244 2000 "cwd escapes the worker's folder"
 [ -z "$(ls "$T/outside")" ] || exec_die "something was written outside"
 S=$S0 W=$W0
+
+# An argv too large for one frame (ARG_MAX allows 2 MB) stays local.
+big=$(head -c 100000 /dev/zero | tr '\0' x)
+set +e
+out=$(cd "$S" && TRANSCODE_OPERATING_MODE=both "$SHIM" where $(for i in $(seq 12); do
+	echo "$big"; done) 2>>"$T/shim.err")
+RC=$?
+set -e
+exec_expect_rc 0 "huge argv (both)"
+[ "$out" = "$S" ] || exec_die "huge argv did not run locally: $out"
+exec_log "an argv of 1.2 MB: both -> local"
 
 # Configuration errors: one line, exit 78, before anything else.
 for bad in TRANSCODE_OPERATING_MODE=hybrid PMS_PORT=0 CLUSTERPLEX_POOL=maybe \
