@@ -53,7 +53,7 @@ CLUSTERPLEX_POOL=off measure direct "$DIRECT" "$W/dispatch.ts" "$SHIM" -i x 2>>"
 
 lp50=$(pct "$T/local.us" 50)
 printf '\nexec -> first transcoder instruction (%s runs; direct %s), ms\n' "$RUNS" "$DIRECT"
-printf '%-34s %8s %8s %12s %12s\n' path p50 p99 "p50 over" "p50 ratio"
+printf '%-34s %8s %8s %10s %10s %10s\n' path p50 p99 "p50 over" "p99 over" "p50 ratio"
 for name in local shimlocal pool direct; do
 	p50=$(pct "$T/$name.us" 50)
 	p99=$(pct "$T/$name.us" 99)
@@ -63,8 +63,9 @@ for name in local shimlocal pool direct; do
 	pool) label="shim -> pool -> worker" ;;
 	direct) label="shim -> fresh SSH -> worker" ;;
 	esac
-	printf '%-34s %8s %8s %12s %11sx\n' "$label" "$p50" "$p99" \
+	printf '%-34s %8s %8s %10s %10s %9sx\n' "$label" "$p50" "$p99" \
 		"$(awk -v a="$p50" -v b="$lp50" 'BEGIN { printf "+%.2f", a - b }')" \
+		"$(awk -v a="$p99" -v b="$lp50" 'BEGIN { printf "+%.2f", a - b }')" \
 		"$(awk -v a="$p50" -v b="$lp50" 'BEGIN { printf "%.1f", a / b }')"
 done
 ok=$(awk -v p50="$(pct "$T/pool.us" 50)" -v p99="$(pct "$T/pool.us" 99)" -v l="$lp50" \
