@@ -81,7 +81,7 @@ describe(const struct agent_call *call)
 }
 
 static void
-log_ok(struct agent_serve *sv, const struct agent_call *call,
+dispatcher_ok(struct agent_serve *sv, const struct agent_call *call,
     const struct agent_next *next)
 {
 	const char *url = sv->cfg->orchestrator_url;
@@ -91,22 +91,22 @@ log_ok(struct agent_serve *sv, const struct agent_call *call,
 		    "job%s)", url, sv->cfg->name, call->endpoint, call->njobs,
 		    call->njobs == 1 ? "" : "s");
 	else if (call->kind == AGENT_CALL_LEAVE)
-		cpx_info("%s %s", call->status == 404 ? "the dispatcher no "
-		    "longer knew" : "left the dispatcher:", sv->cfg->name);
+		cpx_info("left the dispatcher %s as %s%s", url, sv->cfg->name,
+		    call->status == 404 ? " (it no longer knew us)" : "");
 	else if (next->changed)
 		cpx_info("dispatcher %s answers heartbeats again", url);
 }
 
 /* One line per change of the dispatcher's state, never one per attempt. */
 static void
-log_outcome(struct agent_serve *sv, const struct agent_call *call,
+dispatcher_state(struct agent_serve *sv, const struct agent_call *call,
     enum agent_outcome o, const struct agent_next *next)
 {
 	const char *url = sv->cfg->orchestrator_url, *name = sv->cfg->name;
 	char *why;
 
 	if (o == AGENT_OK) {
-		log_ok(sv, call, next);
+		dispatcher_ok(sv, call, next);
 		return;
 	}
 	if (o == AGENT_UNKNOWN) {
@@ -115,9 +115,13 @@ log_outcome(struct agent_serve *sv, const struct agent_call *call,
 		    url, name, call->njobs, call->njobs == 1 ? "" : "s");
 		return;
 	}
-	if (!next->changed && call->kind != AGENT_CALL_LEAVE)
-		return;
 	why = describe(call);
+	cpx_debug("%s: %s", call->kind == AGENT_CALL_BEAT ? "heartbeat" :
+	    call->kind == AGENT_CALL_LEAVE ? "leave" : "registration", why);
+	if (!next->changed && call->kind != AGENT_CALL_LEAVE) {
+		free(why);
+		return;
+	}
 	if (call->kind == AGENT_CALL_LEAVE)
 		cpx_warn("could not leave the dispatcher (%s); it will expire "
 		    "%s after its missed heartbeats", why, name);
@@ -134,10 +138,9 @@ log_outcome(struct agent_serve *sv, const struct agent_call *call,
 		    "this CLUSTERPLEX_TOKEN is not the dispatcher's",
 		    AGENT_BACKOFF_MAX_MS / 1000);
 	else if (o == AGENT_CONFLICT)
-		cpx_error("dispatcher %s refused the name %s (%s): a live worker "
-		    "with another SSH endpoint has it; give each worker its own "
-		    "CLUSTERPLEX_WORKER_NAME; retrying every %d s", url, name,
-		    why, AGENT_BACKOFF_MAX_MS / 1000);
+		cpx_error("dispatcher %s refused the name %s (%s): each worker "
+		    "needs its own CLUSTERPLEX_WORKER_NAME; retrying every %d s",
+		    url, name, why, AGENT_BACKOFF_MAX_MS / 1000);
 	else
 		cpx_error("dispatcher %s rejected our %s (%s); retrying every "
 		    "%d s", url, call->kind == AGENT_CALL_BEAT ? "heartbeat" :
@@ -209,7 +212,9 @@ on_call_done(struct agent_call *call)
 	o = agent_classify(call->kind, call->error, call->status);
 	note_answer(sv, call, o);
 	agent_sm_done(&sv->sm, call->kind, o, cpx_now_ms(), jitter(), &next);
-	log_outcome(sv, call, o, &next);
+	/* While stopping, only the leave's outcome is news. */
+	if (!sv->stopping || call->kind == AGENT_CALL_LEAVE)
+		dispatcher_state(sv, call, o, &next);
 	if (sv->stopping)
 		continue_stop(sv);
 	else
