@@ -150,9 +150,12 @@ void
 agent_call_start(struct agent_serve *sv, enum agent_call_kind kind,
     void (*done)(struct agent_call *))
 {
-	struct agent_call *call = cpx_xcalloc(1, sizeof *call);
+	struct agent_call *call;
 	int error;
 
+	if (sv->inflight != NULL)
+		cpx_fatal("a call to the dispatcher is already in flight");
+	call = cpx_xcalloc(1, sizeof *call);
 	call->sv = sv;
 	call->kind = kind;
 	call->drain = sv->sm.drain;

@@ -12,6 +12,14 @@ sleeper
 job_file job-r1 "$SLEEPER" plex-transcode-r1 1700000200
 check "registered with its running job" wait_for 3 running_job job-r1
 
+# A drain the operator asked for reaches the agent with the next heartbeat
+# answer, and the agent repeats it when it registers again.
+check "drain the worker (200)" \
+    [ "$(status POST /api/v1/workers/agent-test-1/drain '{"drain":true}')" = 200 ]
+drained() { [ "$(hjson "j['drain']")" = True ]; }
+check "/health learns the drain within a heartbeat" wait_for 2 drained
+check "logged once" [ "$(count 'the dispatcher drains this worker')" = 1 ]
+
 for round in 1 2; do
 	kill -KILL "$DISP_PID"
 	wait "$DISP_PID" 2>/dev/null
@@ -38,16 +46,27 @@ for round in 1 2; do
 	check "round $round: the job is running on agent-test-1" running_job job-r1
 	check "round $round: its session and start time survived" \
 	    [ "$(jobs_json "[(x['session'], x['started']) for x in j['running']]")" = "[('plex-transcode-r1', 1700000200)]" ]
-	check "round $round: the worker is ready" \
-	    [ "$(worker agent-test-1 "w['state']")" = ready ]
+	[ $round = 1 ] && want=draining || want=ready
+	check "round $round: the worker is $want" \
+	    [ "$(worker agent-test-1 "w['state']")" = $want ]
 	check "round $round: /health registered, up" wait_for 2 sh -c \
 	    "curl -fsS -m 1 '$AGENT_URL/health' | grep -q '\"registered\":true,\"dispatcher\":\"up\"'"
+	if [ $round = 1 ]; then
+		check "round 1: the drain survived the restart" \
+		    [ "$(worker agent-test-1 "w['draining']")" = True ]
+		status POST /api/v1/workers/agent-test-1/drain '{"drain":false}' >/dev/null
+		undrained() { [ "$(hjson "j['drain']")" = False ]; }
+		check "undrained: /health learns it within a heartbeat" wait_for 2 undrained
+	else
+		check "round 2: not draining after the restart" \
+		    [ "$(worker agent-test-1 "w['draining']")" = False ]
+	fi
 done
 
 check "each restart logged as 'does not know' once" [ "$(count 'does not know agent-test-1')" = 2 ]
 check "three registrations logged in all" [ "$(count 'registered with')" = 3 ]
-check "8 log lines in all: start, registration, 3 per outage ($(count ' (warn|info|error) '))" \
-    [ "$(count ' (warn|info|error) ')" = 8 ]
+check "10 log lines in all: start, registration, drain, undrain, 3 per outage ($(count ' (warn|info|error) '))" \
+    [ "$(count ' (warn|info|error) ')" = 10 ]
 stop_agent "$AGENT_PID"
 check "exit status 0 after SIGTERM" [ "$AGENT_STATUS" = 0 ]
 finish
