@@ -1,6 +1,7 @@
 # tests/integration/dispatcher.mk — the dispatcher's and agent serve's loopback integration tests.
 #
 #   make integration-dispatcher     every tests/integration/dispatcher_*.sh
+#                                   (tests/integration/run.sh runs them too)
 #                                   and agent_serve_*.sh (the status-page
 #                                   test needs chromium: scripts/deps.sh browser)
 
@@ -13,4 +14,3 @@ integration-dispatcher: $(BUILD)/clusterplex-dispatcher $(BUILD)/clusterplex-age
 		DISP_BIN=$(abspath $(BUILD)/clusterplex-dispatcher) \
 		AGENT_BIN=$(abspath $(BUILD)/clusterplex-agent) timeout 300 sh $$t; done
 
-integration: integration-dispatcher
