@@ -266,7 +266,7 @@ on_job(struct job *j, const struct cpx_frame *f)
 	if (cpx_jobspec_decode((const char *)f->payload, f->len, &j->spec,
 	    &cause) != 0 || !agent_job_id_valid(j->spec.id)) {
 		refuse(j, CPX_ERR_SPEC, cause != NULL ? cause :
-		    "job id must be 1-128 of [A-Za-z0-9._-]");
+		    "job id must be 1-128 of [A-Za-z0-9._:-]");
 		goto out;
 	}
 	running = agent_state_running(j->cfg->run_dir);

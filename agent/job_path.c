@@ -11,19 +11,23 @@
 
 #include "job.h"
 
-/* Job ids name the state file: plain, short, no leading dot. */
+/*
+ * Job ids name the state file and appear in the dispatcher's URLs: its
+ * alphabet (A-Z a-z 0-9 . _ - :), 1-128 long, no leading '.' or '-'.
+ */
 int
 agent_job_id_valid(const char *id)
 {
 	size_t i, n = strlen(id);
 
-	if (n == 0 || n > 128 || id[0] == '.')
+	if (n == 0 || n > 128 || id[0] == '.' || id[0] == '-')
 		return 0;
 	for (i = 0; i < n; i++) {
 		char c = id[i];
 
 		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
-		    !(c >= '0' && c <= '9') && c != '-' && c != '_' && c != '.')
+		    !(c >= '0' && c <= '9') && c != '-' && c != '_' && c != '.' &&
+		    c != ':')
 			return 0;
 	}
 	return 1;

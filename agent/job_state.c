@@ -17,8 +17,8 @@
 /*
  * <run_dir>/jobs/<id>.json, written whole (temporary file + rename) so a
  * reader never sees half of it:
- *   {"id", "session", "pid", "pgid", "agent_pid", "started" (Unix ms),
- *    "cwd"}
+ *   {"id", "session", "pid", "pgid", "agent_pid", "started" (Unix time in
+ *    seconds, with milliseconds), "cwd"}
  * Returns the path (caller frees) or NULL when it cannot be written.
  */
 char *
@@ -37,7 +37,7 @@ agent_state_write(const char *run_dir, const struct cpx_jobspec *js,
 	cJSON_AddNumberToObject(obj, "pid", pid);
 	cJSON_AddNumberToObject(obj, "pgid", pid);
 	cJSON_AddNumberToObject(obj, "agent_pid", getpid());
-	cJSON_AddNumberToObject(obj, "started", (double)started_ms);
+	cJSON_AddNumberToObject(obj, "started", (double)started_ms / 1000.0);
 	cJSON_AddStringToObject(obj, "cwd", cwd);
 	text = cJSON_PrintUnformatted(obj);
 	cJSON_Delete(obj);

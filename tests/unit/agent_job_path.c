@@ -150,6 +150,8 @@ test_job_ids(void **state)
 {
 	assert_true(agent_job_id_valid("0123abcdef"));
 	assert_true(agent_job_id_valid("job_1.2-3"));
+	assert_true(agent_job_id_valid("w1:42"));
+	assert_false(agent_job_id_valid("-rf"));
 	assert_false(agent_job_id_valid(""));
 	assert_false(agent_job_id_valid(".hidden"));
 	assert_false(agent_job_id_valid("a/b"));
@@ -229,7 +231,8 @@ test_state_file(void **state)
 	assert_non_null(strstr(text, "\"id\":\"job-7\""));
 	assert_non_null(strstr(text, "\"pid\":4242"));
 	assert_non_null(strstr(text, "\"pgid\":4242"));
-	assert_non_null(strstr(text, "\"started\":1700000000123"));
+	/* Unix seconds, like the dispatcher's registration body. */
+	assert_non_null(strstr(text, "\"started\":1700000000.12"));
 	free(text);
 	/* Our own pid wrote it: it counts as running. */
 	assert_int_equal(agent_state_running(run), 1);
