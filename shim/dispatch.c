@@ -36,14 +36,18 @@ shim_placement_free(struct shim_placement *pl)
 }
 
 static char *
-placement_body(const char *job_id, const struct shim_job *job)
+placement_body(const char *job_id, const struct shim_job *job,
+    const char *exclude)
 {
-	cJSON *obj = cJSON_CreateObject();
+	cJSON *obj = cJSON_CreateObject(), *ex = cJSON_CreateArray();
 	char *s, *out;
 
 	cJSON_AddStringToObject(obj, "job", job_id);
 	cJSON_AddStringToObject(obj, "session", job->session);
 	cJSON_AddItemToObject(obj, "caps", cJSON_CreateArray());
+	if (exclude != NULL)
+		cJSON_AddItemToArray(ex, cJSON_CreateString(exclude));
+	cJSON_AddItemToObject(obj, "exclude", ex);
 	s = cJSON_PrintUnformatted(obj);
 	cJSON_Delete(obj);
 	if (s == NULL)
@@ -81,16 +85,17 @@ out:
 }
 
 /*
- * POST /api/v1/placements, bounded by CLUSTERPLEX_DISPATCH_TIMEOUT_MS.
- * Returns 0 with *pl filled, -ENOSPC when no worker can take the job
- * (503), or another negative errno when the dispatcher failed.
+ * POST /api/v1/placements, bounded by CLUSTERPLEX_DISPATCH_TIMEOUT_MS;
+ * `exclude` (or NULL) names a worker that just failed this job. Returns
+ * 0 with *pl filled, -ENOSPC when no worker can take the job (503), or
+ * another negative errno when the dispatcher failed.
  */
 int
 shim_place(const struct shim_config *cfg, const struct shim_job *job,
-    struct shim_placement *pl, char **cause)
+    const char *exclude, struct shim_placement *pl, char **cause)
 {
 	struct cpx_http_response resp;
-	char *id = shim_new_job_id(), *body = placement_body(id, job);
+	char *id = shim_new_job_id(), *body = placement_body(id, job, exclude);
 	int error;
 
 	memset(pl, 0, sizeof *pl);
@@ -123,7 +128,7 @@ out:
  */
 void
 shim_report_end(const struct shim_config *cfg, const char *job_id,
-    const char *outcome, int value, uint64_t duration_ms)
+    const struct shim_outcome *out, uint64_t duration_ms)
 {
 	struct cpx_http_response resp;
 	cJSON *obj = cJSON_CreateObject();
@@ -131,8 +136,9 @@ shim_report_end(const struct shim_config *cfg, const char *job_id,
 	char *cause = NULL;
 	unsigned t = cfg->dispatch_timeout_ms < END_TIMEOUT_MS ?
 	    (unsigned)cfg->dispatch_timeout_ms : END_TIMEOUT_MS;
+	int value;
 
-	cJSON_AddStringToObject(obj, "outcome", outcome);
+	cJSON_AddStringToObject(obj, "outcome", shim_end_outcome(out, &value));
 	cJSON_AddNumberToObject(obj, "exit", value);
 	cJSON_AddNumberToObject(obj, "duration_ms", (double)duration_ms);
 	body = cJSON_PrintUnformatted(obj);

@@ -43,20 +43,31 @@ fail(int code, const char *what)
 	exit(code);
 }
 
-static int
+/*
+ * Asks for a worker. `prev` is how the previous worker failed (code -1:
+ * none): when no other worker is free, that failure is what is reported.
+ */
+static void
 place(const struct shim_config *cfg, const struct shim_job *job,
-    char **argv, struct shim_placement *pl)
+    char **argv, const char *exclude, const struct shim_outcome *prev,
+    struct shim_placement *pl)
 {
 	char *cause = NULL, msg[512];
-	int error = shim_place(cfg, job, pl, &cause);
+	int error = shim_place(cfg, job, exclude, pl, &cause);
 
 	if (error == 0)
-		return 0;
-	snprintf(msg, sizeof msg, "dispatcher %s: %s", cfg->orchestrator_url,
-	    cause);
+		return;
+	if (prev->code != -1 && error == -ENOSPC)
+		snprintf(msg, sizeof msg, "%s (no other worker is free)",
+		    prev->message);
+	else
+		snprintf(msg, sizeof msg, "dispatcher %s: %s",
+		    cfg->orchestrator_url, cause);
 	free(cause);
 	if (cfg->mode == SHIM_MODE_BOTH)
 		fall_back(cfg, argv, msg);
+	if (prev->code != -1 && error == -ENOSPC)
+		fail(prev->code, msg);
 	fail(error == -ENOSPC ? SHIM_EXIT_NO_WORKER : SHIM_EXIT_DISPATCHER, msg);
 }
 
@@ -65,6 +76,7 @@ static void
 add_route(const struct shim_config *cfg, const struct shim_job *job,
     char **argv, const struct shim_placement *pl)
 {
+	struct shim_outcome out = { .code = SHIM_EXIT_ROUTE };
 	char *cause = NULL, msg[512];
 
 	if (shim_route(cfg, CPX_MSG_ROUTE_ADD, job->session_dir, pl->job_id,
@@ -72,7 +84,7 @@ add_route(const struct shim_config *cfg, const struct shim_job *job,
 		return;
 	snprintf(msg, sizeof msg, "%s", cause);
 	free(cause);
-	shim_report_end(cfg, pl->job_id, "failed", SHIM_EXIT_ROUTE, 0);
+	shim_report_end(cfg, pl->job_id, &out, 0);
 	if (cfg->mode == SHIM_MODE_BOTH)
 		fall_back(cfg, argv, msg);
 	fail(SHIM_EXIT_ROUTE, msg);
@@ -89,36 +101,67 @@ del_route(const struct shim_config *cfg, const struct shim_job *job)
 	free(cause);
 }
 
+/*
+ * One placement and its run. Returns only when the worker failed before
+ * any agent had the job, so another worker (or PMS's host) may run it;
+ * *out says how, `exclude` names that worker (caller frees both).
+ */
+static void
+attempt(const struct shim_config *cfg, const struct shim_job *job,
+    char **argv, const struct shim_inputs *in, char **exclude,
+    struct shim_outcome *out)
+{
+	struct shim_placement pl;
+	struct shim_outcome prev = *out;
+	uint64_t t0 = cpx_now_ms();
+
+	place(cfg, job, argv, *exclude, &prev, &pl);
+	add_route(cfg, job, argv, &pl);
+	shim_run_remote(cfg, job, &pl, in, out);
+	/* libuv left O_NONBLOCK on the files we share with PMS. */
+	shim_restore_process();
+	shim_report_end(cfg, pl.job_id, out, cpx_now_ms() - t0);
+	if (out->code == -1)
+		shim_exit_like(out->exit_kind, out->exit_value);
+	if (!out->fallback_ok)
+		fail(out->code, out->message);
+	del_route(cfg, job);
+	if (out->code == SHIM_EXIT_ROUTE) {
+		/* Not the worker's fault: another one would fare no better. */
+		if (cfg->mode == SHIM_MODE_BOTH)
+			fall_back(cfg, argv, out->message);
+		fail(out->code, out->message);
+	}
+	cpx_warn("worker %s could not run the job: %s", pl.worker.name,
+	    out->message);
+	free(prev.message);
+	free(*exclude);
+	*exclude = cpx_xstrdup(pl.worker.name);
+	shim_placement_free(&pl);
+}
+
+/*
+ * A worker that fails before it has the job (unreachable, refuses our
+ * key, refuses the job) gets one replacement from the dispatcher, which
+ * excludes it; then `both` runs the job here, `remote` reports the last
+ * worker's failure.
+ */
 static _Noreturn void
 run_remote(const struct shim_config *cfg, const struct shim_job *job,
     char **argv)
 {
-	struct shim_placement pl;
+	struct shim_outcome out = { .code = -1 };
 	struct shim_inputs in;
-	struct shim_outcome out;
-	uint64_t t0 = cpx_now_ms();
-	char *cause = NULL;
+	char *cause = NULL, *exclude = NULL;
 
 	if (shim_inputs_read(job->cwd, &in, &cause) != 0) {
 		cpx_warn("cannot send the session folder's files: %s", cause);
 		fall_back(cfg, argv, "its input files cannot be sent");
 	}
-	place(cfg, job, argv, &pl);
-	add_route(cfg, job, argv, &pl);
-	shim_run_remote(cfg, job, &pl, &in, &out);
-	/* libuv left O_NONBLOCK on the files we share with PMS. */
-	shim_restore_process();
-	shim_inputs_free(&in);
-	shim_report_end(cfg, pl.job_id, out.code == -1 ? out.outcome :
-	    out.fallback_ok && cfg->mode == SHIM_MODE_BOTH ? "fallback" :
-	    out.outcome, out.code == -1 ? out.exit_value : out.code,
-	    cpx_now_ms() - t0);
-	if (out.code == -1)
-		shim_exit_like(out.exit_kind, out.exit_value);
-	if (out.fallback_ok && cfg->mode == SHIM_MODE_BOTH) {
-		del_route(cfg, job);
+	attempt(cfg, job, argv, &in, &exclude, &out);
+	attempt(cfg, job, argv, &in, &exclude, &out);
+	if (cfg->mode == SHIM_MODE_BOTH)
 		fall_back(cfg, argv, out.message);
-	}
 	fail(out.code, out.message);
 }
 

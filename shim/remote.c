@@ -76,9 +76,8 @@ teardown(struct run *r)
 }
 
 /* Our own failure: an exit code and one line for the log. */
-static void CPX_PRINTF(5, 6)
-fail(struct run *r, int code, int fallback_ok, const char *outcome,
-    const char *fmt, ...)
+static void CPX_PRINTF(4, 5)
+fail(struct run *r, int code, int fallback_ok, const char *fmt, ...)
 {
 	va_list ap;
 	char buf[512];
@@ -90,7 +89,6 @@ fail(struct run *r, int code, int fallback_ok, const char *outcome,
 	va_end(ap);
 	r->out->code = code;
 	r->out->fallback_ok = fallback_ok;
-	r->out->outcome = outcome;
 	r->out->message = cpx_xstrdup(buf);
 	teardown(r);
 }
@@ -99,17 +97,16 @@ static void
 finish_exit(struct run *r, const struct cpx_frame *f)
 {
 	if (f->len < 2) {
-		fail(r, SHIM_EXIT_LOST, 0, "lost", "worker %s sent a malformed "
+		fail(r, SHIM_EXIT_LOST, 0, "worker %s sent a malformed "
 		    "EXIT", r->pl->worker.name);
 		return;
 	}
 	r->out->exit_kind = f->payload[0] == CPX_EXIT_SIGNAL ?
 	    CPX_EXIT_SIGNAL : CPX_EXIT_CODE;
 	r->out->exit_value = f->payload[1];
-	r->out->outcome = r->out->exit_kind == CPX_EXIT_SIGNAL ? "signal" :
-	    "exit";
 	cpx_debug("job %s on %s: %s %d after %llu ms", r->pl->job_id,
-	    r->pl->worker.name, r->out->outcome, r->out->exit_value,
+	    r->pl->worker.name, r->out->exit_kind == CPX_EXIT_SIGNAL ?
+	    "signal" : "exit", r->out->exit_value,
 	    (unsigned long long)(cpx_now_ms() - r->t0));
 	teardown(r);
 }
@@ -125,10 +122,10 @@ fail_error(struct run *r, const struct cpx_frame *f, const char *who)
 		msg = cpx_xstrdup("malformed ERROR");
 	}
 	if (r->started)
-		fail(r, SHIM_EXIT_LOST, 0, "lost", "%s %s failed mid-job: %s",
+		fail(r, SHIM_EXIT_LOST, 0, "%s %s failed mid-job: %s",
 		    who, r->pl->worker.name, msg);
 	else
-		fail(r, shim_error_exit_code(code), 1, "refused", "%s %s: %s "
+		fail(r, shim_error_exit_code(code), 1, "%s %s: %s "
 		    "(%s)", who, r->pl->worker.name, msg, code);
 	free(code);
 	free(msg);
@@ -217,10 +214,10 @@ on_hello(struct run *r, const struct cpx_frame *f)
 	if (f->type == CPX_MSG_ERROR) {
 		fail_error(r, f, "worker");
 	} else if (f->type != CPX_MSG_HELLO) {
-		fail(r, SHIM_EXIT_SSH, 1, "failed", "worker %s did not say "
+		fail(r, SHIM_EXIT_SSH, 1, "worker %s did not say "
 		    "HELLO (got %s)", r->pl->worker.name, cpx_msg_name(f->type));
 	} else if (cpx_hello_parse(f->payload, f->len, &service, &cause) != 0) {
-		fail(r, SHIM_EXIT_REFUSED, 1, "refused", "worker %s: %s",
+		fail(r, SHIM_EXIT_REFUSED, 1, "worker %s: %s",
 		    r->pl->worker.name, cause);
 	} else {
 		r->phase = PH_RUN;
@@ -244,7 +241,7 @@ on_frame(struct cpx_link *link, const struct cpx_frame *f, void *arg)
 	} else if (r->phase == PH_POOL && f->type == CPX_MSG_ERROR) {
 		fail_error(r, f, "pool, for worker");
 	} else if (r->phase == PH_POOL) {
-		fail(r, SHIM_EXIT_SSH, 1, "failed", "pool sent %s instead of "
+		fail(r, SHIM_EXIT_SSH, 1, "pool sent %s instead of "
 		    "POOL_READY", cpx_msg_name(f->type));
 	}
 }
@@ -260,11 +257,11 @@ on_link_close(struct cpx_link *link, int error, void *arg)
 
 	r->link = NULL;
 	if (r->phase == PH_RUN)
-		fail(r, SHIM_EXIT_LOST, 0, "lost", "link to worker %s lost "
+		fail(r, SHIM_EXIT_LOST, 0, "link to worker %s lost "
 		    "without an exit status (%s)", r->pl->worker.name,
 		    error != 0 ? uv_strerror(error) : "closed");
 	else
-		fail(r, SHIM_EXIT_SSH, 1, "failed", "worker %s closed the "
+		fail(r, SHIM_EXIT_SSH, 1, "worker %s closed the "
 		    "channel before the agent answered", r->pl->worker.name);
 }
 
@@ -382,7 +379,7 @@ send_job(struct run *r)
 	json = cpx_jobspec_encode(&js);
 	if (strlen(json) + CPX_FRAME_HDR > CPX_FRAME_MAX) {
 		/* ARG_MAX allows more than one frame carries: not for a worker. */
-		fail(r, SHIM_EXIT_REFUSED, 1, "refused", "the job's argv and "
+		fail(r, SHIM_EXIT_REFUSED, 1, "the job's argv and "
 		    "environment exceed %d bytes once encoded", CPX_FRAME_MAX);
 		goto out;
 	}
@@ -410,7 +407,7 @@ on_opened(struct cpx_ssh_conn *c, int status, const char *cause,
 	struct run *r = arg;
 
 	if (status != 0) {
-		fail(r, SHIM_EXIT_SSH, 1, "failed", "%s", cause);
+		fail(r, SHIM_EXIT_SSH, 1, "%s", cause);
 		return;
 	}
 	r->link = link;
@@ -424,7 +421,7 @@ on_ready(struct cpx_ssh_conn *c, int status, const char *cause, void *arg)
 	struct run *r = arg;
 
 	if (status != 0) {
-		fail(r, shim_ssh_exit_code(status), 1, "failed", "%s", cause);
+		fail(r, shim_ssh_exit_code(status), 1, "%s", cause);
 		return;
 	}
 	cpx_ssh_open_link(c, SHIM_AGENT_COMMAND, on_frame, on_link_close, r,
@@ -487,10 +484,10 @@ on_ping(uv_timer_t *t)
 		return;
 	}
 	if (r->phase == PH_RUN)
-		fail(r, SHIM_EXIT_LOST, 0, "lost", "no answer from worker %s for "
+		fail(r, SHIM_EXIT_LOST, 0, "no answer from worker %s for "
 		    "%llu ms", r->pl->worker.name, (unsigned long long)quiet);
 	else
-		fail(r, SHIM_EXIT_SSH, 1, "failed", "worker %s did not answer "
+		fail(r, SHIM_EXIT_SSH, 1, "worker %s did not answer "
 		    "within %llu ms", r->pl->worker.name,
 		    (unsigned long long)quiet);
 }
@@ -509,7 +506,6 @@ on_signal(uv_signal_t *h, int sig)
 	/* Nothing was sent yet: stop as the transcoder would have. */
 	r->out->exit_kind = CPX_EXIT_SIGNAL;
 	r->out->exit_value = sig;
-	r->out->outcome = "signal";
 	teardown(r);
 }
 
@@ -552,7 +548,7 @@ shim_run_remote(const struct shim_config *cfg, const struct shim_job *job,
 	start_handles(&r);
 	error = cfg->pool == SHIM_POOL_OFF ? -ENOENT : connect_pool(&r);
 	if (error != 0 && cfg->pool == SHIM_POOL_ON)
-		fail(&r, SHIM_EXIT_SSH, 1, "failed", "no pool at %s/pool.sock: %s",
+		fail(&r, SHIM_EXIT_SSH, 1, "no pool at %s/pool.sock: %s",
 		    cfg->run_dir, strerror(-error));
 	else if (error != 0)
 		connect_direct(&r);

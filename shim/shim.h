@@ -82,7 +82,17 @@ void shim_job_free(struct shim_job *job);
 char *shim_rewrite_callback(const char *arg, long pms_port, const char *host);
 int shim_env_forwardable(const char *entry);
 
+/* How a remote run ended (remote.c fills it). */
+struct shim_outcome {
+	int exit_kind;		/* CPX_EXIT_CODE or CPX_EXIT_SIGNAL */
+	int exit_value;
+	int code;		/* our own exit code when not the transcoder's */
+	int fallback_ok;	/* nothing can have started: may run locally */
+	char *message;		/* why we failed (code != -1); caller frees */
+};
+
 /* status.c */
+const char *shim_end_outcome(const struct shim_outcome *out, int *value);
 int shim_ssh_exit_code(int status);
 int shim_error_exit_code(const char *code);
 _Noreturn void shim_exit_like(int kind, int value);
@@ -93,6 +103,7 @@ _Noreturn void shim_exec_local(const struct shim_config *cfg, char **argv);
 void shim_restore_process(void);
 void shim_save_process(void);
 
+
 /* dispatch.c */
 struct shim_placement {
 	char *job_id;
@@ -100,10 +111,10 @@ struct shim_placement {
 };
 
 int shim_place(const struct shim_config *cfg, const struct shim_job *job,
-    struct shim_placement *pl, char **cause);
+    const char *exclude, struct shim_placement *pl, char **cause);
 void shim_placement_free(struct shim_placement *pl);
 void shim_report_end(const struct shim_config *cfg, const char *job_id,
-    const char *outcome, int value, uint64_t duration_ms);
+    const struct shim_outcome *out, uint64_t duration_ms);
 char *shim_new_job_id(void);
 
 /* route.c */
@@ -167,14 +178,6 @@ void shim_source_pause(struct shim_source *s, int paused);
 void shim_source_close(struct shim_source *s);
 
 /* remote.c */
-struct shim_outcome {
-	int exit_kind;		/* CPX_EXIT_CODE or CPX_EXIT_SIGNAL */
-	int exit_value;
-	int code;		/* our own exit code when not the transcoder's */
-	int fallback_ok;	/* nothing can have started: may run locally */
-	const char *outcome;	/* for the dispatcher's job end */
-	char *message;		/* why we failed (code != -1); caller frees */
-};
 
 void shim_run_remote(const struct shim_config *cfg,
     const struct shim_job *job, const struct shim_placement *pl,

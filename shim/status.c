@@ -9,6 +9,27 @@
 
 #include "shim.h"
 
+/*
+ * The dispatcher's job-end outcome (docs/dispatcher.md): ok, failed (a
+ * non-zero exit), killed (exit = -signal), or worker-error (the worker
+ * could not run the job or was lost; it starts the worker's back-off).
+ * A route fuse refused is ours, not the worker's: failed.
+ */
+const char *
+shim_end_outcome(const struct shim_outcome *out, int *value)
+{
+	if (out->code == -1 && out->exit_kind == CPX_EXIT_SIGNAL) {
+		*value = -out->exit_value;
+		return "killed";
+	}
+	if (out->code == -1) {
+		*value = out->exit_value;
+		return out->exit_value == 0 ? "ok" : "failed";
+	}
+	*value = out->code;
+	return out->code == SHIM_EXIT_ROUTE ? "failed" : "worker-error";
+}
+
 /* An SSH failure status (cpx-ssh.h) as the shim's exit code. */
 int
 shim_ssh_exit_code(int status)

@@ -2,7 +2,8 @@
 """exec_dispatcher.py PORT DIR — a placement responder for the exec tests.
 
 Stands where the dispatcher will be: POST /api/v1/placements answers with
-the worker in DIR/worker.json, as DIR/mode says ("ok", "503", "500",
+the first worker in DIR/worker.json (one, or a list) that the request
+does not "exclude", as DIR/mode says ("ok", "503", "500",
 "slow" = never answers in time); POST /api/v1/jobs/{id}/end is appended
 to DIR/ends.log. Both need "Authorization: Bearer $EXEC_TOKEN".
 Any PUT (a transcoder's progress callback, when this plays PMS) is
@@ -53,8 +54,13 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(30)
         if mode in ("503", "500"):
             return self.reply(int(mode), {"error": mode})
-        worker = json.load(open(os.path.join(state, "worker.json")))
-        self.reply(200, {"job": body["job"], "worker": worker})
+        workers = json.load(open(os.path.join(state, "worker.json")))
+        if isinstance(workers, dict):
+            workers = [workers]
+        free = [w for w in workers if w["name"] not in body.get("exclude", [])]
+        if not free:
+            return self.reply(503, {"error": "no worker"})
+        self.reply(200, {"job": body["job"], "worker": free[0]})
 
 
 class Server(ThreadingHTTPServer):

@@ -82,6 +82,28 @@ expect both local 0 2000 "sshd unreachable"
 expect remote none 242 2000 "sshd unreachable"
 cp "$T/worker.good" "$T/state/worker.json"
 
+# A worker that fails before it has the job is replaced once: the
+# dispatcher is asked again, excluding it.
+python3 - "$T" "$SSH_PORT" <<'PY'
+import json, sys
+t, port = sys.argv[1], sys.argv[2]
+good = json.load(open(t + "/worker.good"))
+bad = dict(good, name="w0", port=1)
+json.dump([bad, good], open(t + "/state/worker.json", "w"))
+PY
+: >"$T/state/ends.log"
+expect remote remote 0 2000 "first worker unreachable, second fine"
+python3 - "$T/state" <<'PY' || exec_die "retry: placements or job ends"
+import json, sys
+d = sys.argv[1]
+p = [json.loads(l) for l in open(d + "/placements.log")][-2:]
+assert p[0]["exclude"] == [] and p[1]["exclude"] == ["w0"], p
+e = [json.loads(l) for l in open(d + "/ends.log")]
+assert [x["outcome"] for x in e] == ["worker-error", "ok"], e
+assert e[0]["exit"] == 242 and e[0]["job"] != e[1]["job"], e
+PY
+cp "$T/worker.good" "$T/state/worker.json"
+
 # The agent refuses: no transcoder there, a cwd that escapes.
 cp "$T/agent.env" "$T/agent.good"
 sed -i 's/^TRANSCODER_NAME=.*/TRANSCODER_NAME=missing/' "$T/agent.env"
@@ -151,9 +173,12 @@ python3 - "$T/state/ends.log" <<'PY' || exec_die "job end reports"
 import json, sys
 ends = [json.loads(l) for l in open(sys.argv[1])]
 outcomes = {e["outcome"] for e in ends}
-for want in ("exit", "fallback", "failed", "refused"):
+# The dispatcher's vocabulary (docs/dispatcher.md), nothing else.
+assert outcomes <= {"ok", "failed", "killed", "worker-error"}, outcomes
+for want in ("ok", "failed", "worker-error"):
     assert want in outcomes, (want, outcomes)
 assert all(isinstance(e["duration_ms"], (int, float)) for e in ends)
+assert any(e["outcome"] == "failed" and e["exit"] == 247 for e in ends), ends
 PY
 exec_log "job ends reported: $(cut -d'"' -f8 "$T/state/ends.log" | sort | uniq -c | tr -s ' \n' ' ')"
 exec_log PASS
