@@ -92,7 +92,7 @@ cpx_link_lost(struct cpx_link *link, int error)
 		cb(link, error, arg);
 	link->delivering--;
 	if (!link->closed) {
-		/* A backend may free the link in close(): hands off after. */
+		/* A backend may free the link right here: touch it no more. */
 		cpx_link_close(link);
 		return;
 	}
