@@ -287,22 +287,34 @@ cfs_routing_tick(struct cfs *fs)
 	}
 }
 
-/* A control client went away: its pending answers go nowhere. */
+/*
+ * A control client went away: its pending answers go nowhere, and a route
+ * nobody waits for any more that was never confirmed is withdrawn. The
+ * shim gives up after its own deadline and runs the job locally (without
+ * a ROUTE_DEL): the folder must not stay routed under that job's feet.
+ */
 void
 cfs_routing_cancel(struct cfs *fs, void *arg)
 {
 	struct cfs_waiter **pp, *w;
-	struct cfs_route *r;
+	struct cfs_route *r, *next;
+	int dropped;
 
-	for (r = fs->routes; r != NULL; r = r->next) {
+	for (r = fs->routes; r != NULL; r = next) {
+		next = r->next;
+		dropped = 0;
 		for (pp = &r->waiters; (w = *pp) != NULL;) {
 			if (w->arg == arg) {
 				*pp = w->next;
 				free(w);
+				dropped = 1;
 			} else {
 				pp = &w->next;
 			}
 		}
+		if (dropped && r->waiters == NULL && !r->watched)
+			withdraw(fs, r, -ECANCELED, CPX_ERR_CONNECT,
+			    "the shim stopped waiting before the worker answered");
 	}
 }
 

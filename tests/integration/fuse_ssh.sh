@@ -45,6 +45,34 @@ EOF
 grep -q '"Transcode/Sessions/bad"' "$FZ/run/fuse-routes.json" && fz_fail "refused route persisted"
 fz_ok "a worker presenting another host key is refused (ERROR host-key)"
 
+# A worker that never answers, and a shim that stops waiting (it runs the
+# job locally then, without ROUTE_DEL): the route must not stay behind.
+mkdir -p "$FZ/mnt/$S/mute"
+python3 - "$FZ/run/fuse.sock" "$S/mute" <<'EOF'
+import json, socket, sys, time, fuse_wire as w
+sock, d = sys.argv[1:]
+mute = socket.socket()
+mute.bind(("127.0.0.1", 0))
+mute.listen(8)                          # accepts TCP, never says a word
+ep = {"name": "mute", "host": "127.0.0.1", "port": mute.getsockname()[1],
+      "user": "root", "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN"}
+c = w.control(sock)
+c.send(w.MSG["ROUTE_ADD"], 1, json.dumps({"dir": d, "job": "j", "worker": ep}).encode())
+try:
+    m = c.recv(0.5)
+    sys.exit("an answer came from a mute worker: %r" % (m,))
+except socket.timeout:
+    pass
+c.sock.close()                          # the shim gives up
+time.sleep(0.5)
+EOF
+grep -q '"Transcode/Sessions/mute"' "$FZ/run/fuse-routes.json" &&
+	fz_fail "a route nobody waits for stayed"
+echo local >"$FZ/mnt/$S/mute/temp-0.srt"
+[ -f "$FZ/mnt/$S/mute/temp-0.srt" ] && [ ! -e "$FZ/w1/$S/mute" ] ||
+	fz_fail "the abandoned route still takes writes"
+fz_ok "a route abandoned by its shim before it was confirmed is withdrawn"
+
 # sshd and its sessions gone: reads fail within the bound, never hang.
 fz_kill_tree "$(cat "$FZ/sshd_w1.pid")"	# the listener, its sessions, the agents
 ms=$(fz_elapsed_ms cat "$FZ/mnt/$S/a/chunk-stream0-00002.m4s")
