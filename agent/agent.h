@@ -5,6 +5,23 @@
 
 #include "cpx.h"
 
+/* CLUSTERPLEX_PATH_MAP (pathmap.c). */
+struct agent_path_map_entry {
+	char *from;		/* canonical absolute path, no trailing '/' */
+	size_t flen;
+	char *to;
+};
+
+struct agent_path_map {
+	struct agent_path_map_entry *v;
+	size_t n;
+};
+
+int agent_path_map_parse(const char *spec, struct agent_path_map *m,
+    char **cause);
+void agent_path_map_free(struct agent_path_map *m);
+char *agent_path_map_apply(const struct agent_path_map *m, const char *path);
+
 /*
  * Everything the agent reads from its environment, validated once at
  * start-up. `serve` runs with the container's or unit's environment;
@@ -20,7 +37,7 @@ struct agent_config {
 	char *transcoder;	/* TRANSCODER_PATH + TRANSCODER_NAME */
 	char *run_dir;		/* CLUSTERPLEX_RUN_DIR, default /run/clusterplex */
 	char *hwaccel;		/* FFMPEG_HWACCEL; NULL when unset or "false" */
-	char *path_map;		/* CLUSTERPLEX_PATH_MAP, "from=to[,from=to]" */
+	struct agent_path_map path_map;	/* CLUSTERPLEX_PATH_MAP */
 	long link_timeout_ms;	/* CLUSTERPLEX_LINK_TIMEOUT_MS, default 10000 */
 	long max_tasks;		/* CLUSTERPLEX_MAX_TASKS, default: CPU count */
 

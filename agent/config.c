@@ -48,6 +48,21 @@ transcoder_path(void)
 }
 
 static int
+load_path_map(struct agent_config *cfg, char **cause)
+{
+	char *v = cpx_env_value("CLUSTERPLEX_PATH_MAP"), *sub = NULL;
+	int error = agent_path_map_parse(v, &cfg->path_map, &sub);
+
+	if (error != 0) {
+		cpx_set_cause(cause, "CLUSTERPLEX_PATH_MAP: %s (expected "
+		    "/pms/path=/worker/path[,...])", sub);
+		free(sub);
+	}
+	free(v);
+	return error;
+}
+
+static int
 load_common(struct agent_config *cfg, char **cause)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -65,12 +80,13 @@ load_common(struct agent_config *cfg, char **cause)
 		free(cfg->hwaccel);
 		cfg->hwaccel = NULL;
 	}
-	cfg->path_map = cpx_env_value("CLUSTERPLEX_PATH_MAP");
 	if (cfg->root[0] != '/') {
 		cpx_set_cause(cause, "CLUSTERPLEX_TRANSCODE_DIR=\"%s\" must be "
 		    "an absolute path", cfg->root);
 		return -EINVAL;
 	}
+	if (load_path_map(cfg, cause) != 0)
+		return -EINVAL;
 	if (cpx_env_long("CLUSTERPLEX_LINK_TIMEOUT_MS", 10000, 1000, 600000,
 	    &cfg->link_timeout_ms, cause) != 0)
 		return -EINVAL;
@@ -124,7 +140,7 @@ agent_config_free(struct agent_config *cfg)
 	free(cfg->transcoder);
 	free(cfg->run_dir);
 	free(cfg->hwaccel);
-	free(cfg->path_map);
+	agent_path_map_free(&cfg->path_map);
 	free(cfg->orchestrator_url);
 	free(cfg->token);
 	free(cfg->ssh_address);

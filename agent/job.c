@@ -240,7 +240,7 @@ build_argv(struct job *j)
 		.transcoder = j->cfg->transcoder,
 		.pms_root = j->spec.root,
 		.worker_root = j->cfg->root,
-		.path_map = j->cfg->path_map,
+		.path_map = &j->cfg->path_map,
 		.pms_port = j->spec.pms_port,
 		.callback_port = j->callback_port,
 		.verbose = j->spec.verbose,

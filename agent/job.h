@@ -16,7 +16,7 @@ struct job_argv_opts {
 	const char *transcoder;		/* becomes argv[0] */
 	const char *pms_root;		/* PMS's transcode folder */
 	const char *worker_root;	/* ours */
-	const char *path_map;		/* CLUSTERPLEX_PATH_MAP, may be NULL */
+	const struct agent_path_map *path_map;	/* may be NULL */
 	int pms_port;
 	int callback_port;		/* 0: leave callback URLs alone */
 	int verbose;
