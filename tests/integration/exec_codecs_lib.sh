@@ -62,7 +62,7 @@ codecs_worker_of() {
 codecs_procs() {
 	local p
 	for p in $(ip netns pids "$CPX_CLUSTER-w$1"); do
-		case "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" in
+		case "$(tr "\0" " " 2>/dev/null <"/proc/$p/cmdline")" in
 		*"$2"*) echo "$p" ;;
 		esac
 	done
