@@ -149,6 +149,17 @@ int cpx_error_parse(const uint8_t *p, size_t n, char **code, char **message);
  */
 #define CPX_SERVICE_JOB "job"
 #define CPX_SERVICE_FILES "files"
+#define CPX_SERVICE_PROBE "probe"
+
+/*
+ * PROBE request: {"codecs": str|null (the set PMS uses now), "media":
+ * [str...] (sample input paths as PMS names them, at most 16)}.
+ * PROBE_REPLY: {"agent", "worker", "original_command" (SSH_ORIGINAL_COMMAND,
+ * present only under a forced command), "transcoder": {"path","ok",
+ * "version"|"error"}, "codecs": {"cpu","state" (none|cached|own|fetchable|
+ * missing),"want","dir","error"}, "transcode_dir": {"path","ok","error"},
+ * "media": [{"path","mapped","ok","error"}], "time_ms" (wall clock)}.
+ */
 
 void cpx_hello_put(struct cpx_buf *out, const char *service, const char *who);
 int cpx_hello_parse(const uint8_t *p, size_t n, char **service,
