@@ -131,8 +131,8 @@ find_elem(const char *t, size_t len, const char *elem, size_t *at)
  * *value (caller frees), -ENOENT when absent, -EPROTO when the element
  * is not well-formed up to its end.
  */
-int
-shim_xml_attr(const char *t, size_t len, const char *elem, const char *attr,
+static int
+scan(const char *t, size_t len, const char *elem, const char *attr,
     char **out)
 {
 	struct cpx_buf b;
@@ -177,4 +177,17 @@ shim_xml_attr(const char *t, size_t len, const char *elem, const char *attr,
 			cpx_buf_free(&b);
 		}
 	}
+}
+
+int
+shim_xml_attr(const char *t, size_t len, const char *elem, const char *attr,
+    char **out)
+{
+	int error = scan(t, len, elem, attr, out);
+
+	if (error != 0) {
+		free(*out);	/* found before the element turned out malformed */
+		*out = NULL;
+	}
+	return error;
 }
