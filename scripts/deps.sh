@@ -11,7 +11,7 @@ set -eu
 build="gcc make pkg-config libfuse3-dev libssh2-1-dev libuv1-dev libcjson-dev
 node-llhttp libcmocka-dev clang libclang-rt-14-dev"
 cluster="ffmpeg openssh-server openssh-client fuse3 sshfs iproute2 procps
-psmisc util-linux passwd python3 curl ca-certificates"
+psmisc util-linux passwd python3 curl ca-certificates faketime"
 containers="podman runc debootstrap slirp4netns uidmap fuse-overlayfs"
 browser="chromium"
 
