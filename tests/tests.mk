@@ -24,6 +24,7 @@ $(BUILD)/tests/%: tests/unit/%.c $$(call part_objs,$$(call part_bin,$$(call unit
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	scripts/check-docs.sh
 
 # libFuzzer targets build with clang and sanitizers straight from the
 # sources of common/ and of the part they exercise (all but main.c).
