@@ -261,6 +261,13 @@ job_codecs_start(struct job *j, char **why)
 	if (agent_codecs_find(j->cfg, want, &dir) == 0) {
 		cpx_debug("job %s: codec set %s at %s", j->spec.id, want, dir);
 		use_set(j, dir);
+	} else if (same && j->spec.codecs == NULL) {
+		/*
+		 * The PMS host has no such folder either: its own transcoder
+		 * would run without the set, and so does this one.
+		 */
+		cpx_info("job %s: codec set %s is on neither host; running "
+		    "without it, as PMS would", j->spec.id, want);
 	} else if (fetch) {
 		j->codecs = cpx_xcalloc(1, sizeof *j->codecs);
 		j->codecs->want = cpx_xstrdup(want);
