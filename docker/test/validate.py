@@ -92,6 +92,25 @@ def source_vars(repo):
     return out
 
 
+# docs/<page>.md whose variables table belongs to one image's component.
+DOC_COMPONENT = {"dispatcher": "dispatcher", "agent": "worker",
+                 "shim": "pms", "fuse": "pms"}
+
+
+def table_vars(repo):
+    """{component: {NAME}} from the first cell of each part's table rows."""
+    out = {}
+    for page, comp in DOC_COMPONENT.items():
+        f = os.path.join(repo, "docs", page + ".md")
+        if not os.path.exists(f):
+            continue
+        for line in open(f):
+            cells = line.split("|")
+            if line.startswith("|") and len(cells) > 2:
+                out.setdefault(comp, set()).update(VAR_RE.findall(cells[1]))
+    return out
+
+
 # What a user configures, as opposed to what PMS or sshd set for a process.
 CONFIG_VAR = re.compile(r"^(CLUSTERPLEX_|ORCHESTRATOR_URL$|TRANSCODE|PMS_|"
                         r"LISTENING_PORT$|STAT_CPU_INTERVAL$|"
@@ -485,8 +504,9 @@ def k8s_problems(docs, existing_secret=None):
     return out
 
 
-def values_problems(values, srcvars, known_vars):
-    """Every variable a binary reads has a values key for its component."""
+def values_problems(values, srcvars, docvars, known_vars):
+    """Every variable a binary reads, or its part's page documents, has a
+    values key for its component."""
     out = []
     where = {"dispatcher": ["dispatcher"], "agent": ["worker"],
              "shim": ["pms"], "fuse": ["pms"],
@@ -500,6 +520,11 @@ def values_problems(values, srcvars, known_vars):
                 env = (values.get(comp) or {}).get("env") or {}
                 if var not in env:
                     out.append(f"{part} reads {var}; values.yaml has no {comp}.env.{var}")
+    for comp, names in sorted(docvars.items()):
+        env = (values.get(comp) or {}).get("env") or {}
+        for var in sorted(names):
+            if CONFIG_VAR.match(var) and var not in from_secret and var not in env:
+                out.append(f"docs document {var}; values.yaml has no {comp}.env.{var}")
     for comp in ("dispatcher", "pms", "worker"):
         for var in (values.get(comp) or {}).get("env") or {}:
             if var not in known_vars and var not in LSIO_VARS:
@@ -645,7 +670,7 @@ def main():
 
     values = yaml.safe_load(open(os.path.join(docker, "helm", "clusterplex", "values.yaml")))
     check("helm values cover every variable the binaries read",
-          values_problems(values, source_vars(repo), known))
+          values_problems(values, source_vars(repo), table_vars(repo), known))
 
     dash_path = os.path.join(docker, "helm", "clusterplex", "dashboards", "clusterplex.json")
     try:

@@ -53,7 +53,7 @@ if helm=$(docker/test/helm.sh "$cache" 2>"$tmp/helm.err"); then
 	statefulset-hard own worker.kind=StatefulSet worker.antiAffinity=hard secret.existingSecret=own
 	statefulset-soft own worker.kind=StatefulSet worker.replicas=5 secret.existingSecret=own
 	extras own secret.existingSecret=own metrics.serviceMonitor.enabled=true grafana.dashboard.enabled=true worker.devices={/dev/dri} pms.media[0].name=tv pms.media[0].mountPath=/data/tv pms.media[0].volume.hostPath.path=/srv/tv
-	ports own secret.existingSecret=own dispatcher.env.LISTENING_PORT=4000 worker.env.LISTENING_PORT=4001 worker.env.CLUSTERPLEX_SSH_PORT=4002 pms.env.PMS_PORT=32401
+	ports own secret.existingSecret=own dispatcher.env.LISTENING_PORT=4000 worker.env.LISTENING_PORT=4001 worker.env.CLUSTERPLEX_SSH_PORT=2222 pms.env.PMS_PORT=32401
 	EOF
 	# Without a key the chart must refuse, naming what is missing.
 	if "$helm" template cpx "$chart" >/dev/null 2>"$tmp/nokey.err"; then
