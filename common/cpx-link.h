@@ -16,6 +16,13 @@ typedef void (*cpx_link_close_cb)(struct cpx_link *link, int error,
     void *arg);
 
 /*
+ * Optional (set link->on_drain after creating the link): everything
+ * written has been handed to the transport. For flow control: a producer
+ * that paused because cpx_link_pending() grew resumes here.
+ */
+typedef void (*cpx_link_drain_cb)(struct cpx_link *link, void *arg);
+
+/*
  * A backend moves bytes; the link turns them into frames. Backends call
  * cpx_link_input() with what they read and cpx_link_lost() when the
  * transport ends; the link calls the backend to write and to close.
@@ -33,6 +40,7 @@ struct cpx_link {
 	struct cpx_buf in;
 	cpx_link_frame_cb on_frame;
 	cpx_link_close_cb on_close;
+	cpx_link_drain_cb on_drain;
 	void *arg;
 	int closed;
 	int delivering;
@@ -53,6 +61,7 @@ void cpx_link_pause(struct cpx_link *link, int paused);
 void cpx_link_close(struct cpx_link *link);
 void cpx_link_input(struct cpx_link *link, const void *data, size_t len);
 void cpx_link_lost(struct cpx_link *link, int error);
+void cpx_link_drained(struct cpx_link *link);
 
 struct cpx_link *cpx_link_stream_new(uv_loop_t *loop, int in_fd, int out_fd,
     cpx_link_frame_cb on_frame, cpx_link_close_cb on_close, void *arg);

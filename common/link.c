@@ -70,6 +70,7 @@ cpx_link_close(struct cpx_link *link)
 	link->closed = 1;
 	link->on_frame = NULL;
 	link->on_close = NULL;
+	link->on_drain = NULL;
 	if (link->delivering)
 		link->free_pending = 1;
 	else
@@ -95,6 +96,14 @@ cpx_link_lost(struct cpx_link *link, int error)
 		link->free_pending = 0;
 		link->ops->close(link);
 	}
+}
+
+/* Backends call this when their write queue has emptied. */
+void
+cpx_link_drained(struct cpx_link *link)
+{
+	if (!link->closed && link->on_drain != NULL)
+		link->on_drain(link, link->arg);
 }
 
 /* Delivers every whole frame in the input buffer. */
@@ -200,6 +209,8 @@ uvlink_on_write(uv_write_t *req, int status)
 	free(w);
 	if (status < 0 && status != UV_ECANCELED)
 		cpx_link_lost(&ul->link, status);
+	else if (status == 0 && ul->out->write_queue_size == 0)
+		cpx_link_drained(&ul->link);
 }
 
 static void
