@@ -1,0 +1,305 @@
+#!/bin/bash
+# containers_e2e.sh — ClusterPlex's images, built and run for real: the
+# dispatcher image, and the PMS and worker images on a stand-in for
+# linuxserver's plex image (docker/test/lsio: a Debian root made here, s6,
+# the stand-in transcoder as `Plex Transcoder`, the fake PMS as `Plex Media
+# Server`). Rootful podman with runc; the containers live on a podman
+# network inside a network namespace of this test's own, so nothing is
+# reachable from or to the host's network.
+#
+# One DASH fixture is played through them as PMS plays it: inside the PMS
+# container, as PMS's user, with PMS's environment. Checked: the shim is in
+# place of `Plex Transcoder` after linuxserver's "Plex update" reinstalled
+# it; the transcode ran on a worker container (files in its /transcode,
+# none on PMS's disk); the segments read through clusterplex-fuse in the
+# PMS container equal the worker's; the fake PMS got the progress and
+# manifest callbacks from 127.0.0.1; the images' health checks pass; the
+# dispatcher runs as non-root on a read-only root; a worker's sshd lets
+# PMS's key run the agent only.
+#
+# Environment: CPX_CONTAINERS_CACHE (debootstrap root; default
+# /var/cache/clusterplex-containers), CPX_CT (name prefix of everything it
+# creates; default cpxct), CPX_CT_KEEP=1 (leave it all running to look at).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${CPX_CONTAINERS_CACHE:-/var/cache/clusterplex-containers}
+P=${CPX_CT:-cpxct}
+NS=$P-net
+NET=$P-net
+SUBNET=10.213.7
+TOKEN=containers-$$-0f1e2d3c4b5a69788796a5b4c3d2e1f0
+SESSION=plex-transcode-ct$$-d5b670a4-a535-490f-881e-dcbba86b8f82
+DIR=/transcode/Transcode/Sessions/$SESSION
+IMG=localhost/clusterplex-test
+ULIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+start=$(date +%s)
+
+say() { echo "# $*"; }
+ok() { echo "ok: $*"; }
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -n "${logs:-}" ]; then
+		for c in dispatcher pms w1 w2; do
+			podman logs "$P-$c" >"$logs/$c.log" 2>&1 || true
+		done
+		echo "FAIL: container logs in $logs" >&2
+	fi
+	exit 1
+}
+
+# podman in the test's network namespace; runc, and the ulimits this
+# machine's sandbox needs, for every container.
+pod() { nsenter --net="/run/netns/$NS" podman --runtime runc "$@"; }
+
+cleanup() {
+	[ "${CPX_CT_KEEP:-}" = 1 ] && { say "kept: containers $P-*, netns $NS"; return; }
+	local c
+	for c in dispatcher pms w1 w2; do
+		podman rm -f -t 2 "$P-$c" >/dev/null 2>&1 || true
+	done
+	if [ -e "/run/netns/$NS" ]; then
+		pod network rm -f "$NET" >/dev/null 2>&1 || true
+		ip netns del "$NS" 2>/dev/null || true
+	fi
+	[ -n "${tmp:-}" ] && rm -rf "$tmp"
+}
+
+for t in podman runc debootstrap nsenter ip; do
+	command -v "$t" >/dev/null || fail "$t is missing (scripts/deps.sh containers)"
+done
+[ "$(id -u)" = 0 ] || fail "needs root (rootful podman, a network namespace)"
+
+# --- images ---------------------------------------------------------------
+
+timed() {
+	local t0=$SECONDS name=$1
+	shift
+	"$@" >"$logs/build-$name.log" 2>&1 || {
+		tail -30 "$logs/build-$name.log" >&2
+		fail "building $name"
+	}
+	say "$name: $((SECONDS - t0)) s"
+}
+
+build() {
+	podman --runtime runc build -q --network host "${ULIMITS[@]}" \
+	    --format docker "$@"
+}
+
+trap cleanup EXIT
+tmp=$(mktemp -d "/tmp/$P.XXXXXX")
+# Kept after a failure (build logs, each container's log).
+logs=$repo/build/containers-e2e
+rm -rf "$logs"
+mkdir -p "$logs" "$tmp/pms-config" "$tmp/pms-transcode" "$tmp/media"
+cleanup_stale() {
+	# A run that was killed leaves its names behind; they are this test's.
+	local c
+	for c in dispatcher pms w1 w2; do
+		podman rm -f -t 0 "$P-$c" >/dev/null 2>&1 || true
+	done
+	if [ -e "/run/netns/$NS" ]; then
+		pod network rm -f "$NET" >/dev/null 2>&1 || true
+		ip netns del "$NS"
+	fi
+}
+cleanup_stale
+
+cd "$repo"
+timed debian-base docker/test/debian-base.sh "$IMG/debian:bookworm" "$cache"
+timed lsio-base build --ignorefile docker/test/lsio/Dockerfile.dockerignore \
+    -f docker/test/lsio/Dockerfile --build-arg DEBIAN_IMAGE="$IMG/debian:bookworm" \
+    -t "$IMG/lsio" .
+for target in dispatcher pms worker; do
+	timed "$target" build --ignorefile docker/Dockerfile.dockerignore \
+	    -f docker/Dockerfile --target "$target" \
+	    --build-arg DEBIAN_IMAGE="$IMG/debian:bookworm" \
+	    --build-arg DISPATCHER_IMAGE="$IMG/debian:bookworm" \
+	    --build-arg PLEX_IMAGE="$IMG/lsio" \
+	    --build-arg TRANSCODER_PATH=/usr/lib/plexmediaserver/ \
+	    --build-arg "TRANSCODER_NAME=Plex Transcoder" \
+	    -t "$IMG/$target" .
+done
+ok "images built ($(($(date +%s) - start)) s so far)"
+
+"$repo/tests/media/make-movie.sh" "$tmp/media/movie.mkv" 20 ||
+	fail "cannot make the test movie"
+
+# --- the network ------------------------------------------------------------
+
+ip netns add "$NS"
+ip netns exec "$NS" ip link set lo up
+# --internal: no gateway, no NAT; the containers reach each other only.
+pod network create --internal --subnet "$SUBNET.0/24" "$NET" >/dev/null
+HOSTS=(--add-host "dispatcher:$SUBNET.10" --add-host "pms:$SUBNET.11"
+    --add-host "w1:$SUBNET.21" --add-host "w2:$SUBNET.22")
+
+run() {
+	local name=$1 ip=$2
+	shift 2
+	pod run -d --name "$P-$name" --hostname "$name" "${ULIMITS[@]}" \
+	    --network "$NET" --ip "$ip" "${HOSTS[@]}" --health-interval disable \
+	    "$@" >/dev/null 2>"$tmp/run-$name.err" || {
+		cat "$tmp/run-$name.err" >&2
+		fail "cannot start $name"
+	}
+}
+
+# wait_for SECONDS WHAT CMD...: polls CMD every 0.2 s.
+wait_for() {
+	local deadline=$((SECONDS + $1)) what=$2
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt "$deadline" ] || fail "$what (waited $1 s)"
+		sleep 0.2
+	done
+}
+
+healthy() { podman healthcheck run "$P-$1" >/dev/null 2>&1; }
+
+# An HTTP GET from inside the PMS container (python3 is in the test base).
+get() {
+	podman exec "$P-pms" python3 -c '
+import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"
+}
+
+# --- containers ---------------------------------------------------------------
+
+run dispatcher "$SUBNET.10" --read-only -e "CLUSTERPLEX_TOKEN=$TOKEN" \
+    "$IMG/dispatcher"
+wait_for 20 "the dispatcher's health check" healthy dispatcher
+uid=$(podman top "$P-dispatcher" huser | sed -n 2p)
+[ "$uid" = 3500 ] || fail "the dispatcher runs as uid $uid, not 3500"
+ok "dispatcher healthy, uid $uid, read-only root"
+
+# VERSION=latest: the test base reinstalls its "Plex" package at start, as
+# linuxserver's image updates Plex, overwriting the shim.
+run pms "$SUBNET.11" --device /dev/fuse --cap-add SYS_ADMIN \
+    -e PUID=1000 -e PGID=1000 -e TZ=Etc/UTC -e VERSION=latest \
+    -e ORCHESTRATOR_URL=http://dispatcher:3500 -e "CLUSTERPLEX_TOKEN=$TOKEN" \
+    -v "$tmp/pms-config:/config" -v "$tmp/pms-transcode:/transcode" \
+    -v "$tmp/media:/data/movies:ro" -v "$repo/tests:/opt/clusterplex/tests:ro" \
+    "$IMG/pms"
+wait_for 60 "PMS's health check (fake PMS on 32400)" healthy pms
+podman logs "$P-pms" 2>&1 | grep -q 'Plex package reinstalled' ||
+	fail "the test base did not reinstall its Plex package (VERSION=latest)"
+key=$(podman exec "$P-pms" cat /config/clusterplex/ssh/id_ed25519.pub) ||
+	fail "PMS made no SSH key under /config"
+ok "PMS up: fuse mounted before Plex started, key under /config"
+
+for i in 1 2; do
+	run "w$i" "$SUBNET.2$i" -e PUID=1000 -e PGID=1000 -e TZ=Etc/UTC \
+	    -e ORCHESTRATOR_URL=http://dispatcher:3500 -e "CLUSTERPLEX_TOKEN=$TOKEN" \
+	    -e "CLUSTERPLEX_AUTHORIZED_KEYS=$key" \
+	    -v "$tmp/media:/data/movies:ro" "$IMG/worker"
+done
+workers() {
+	get http://dispatcher:3500/api/v1/workers | /usr/bin/python3 -c '
+import json, sys
+names = sorted(w["name"] for w in json.load(sys.stdin)["workers"])
+sys.exit(0 if names == ["w1", "w2"] else 1)'
+}
+wait_for 60 "both workers registered with the dispatcher" workers
+wait_for 20 "the workers' health checks" healthy w1
+wait_for 20 "the workers' health checks" healthy w2
+ok "workers w1, w2 registered and healthy ($(($(date +%s) - start)) s so far)"
+
+# --- the shim, after the "update" ---------------------------------------------
+
+transcoder="/usr/lib/plexmediaserver/Plex Transcoder"
+podman exec "$P-pms" cmp -s /usr/bin/clusterplex-shim "$(podman exec "$P-pms" \
+    readlink -f "$transcoder")" || fail "\"$transcoder\" is not the shim"
+ok "the shim is in place of Plex Transcoder after the Plex package was reinstalled"
+
+# --- one transcode, as PMS starts it ---------------------------------------------
+
+t0=$SECONDS
+rc=0
+podman exec "$P-pms" with-contenv s6-setuidgid abc \
+    /usr/lib/plexmediaserver/play-fixture \
+    /opt/clusterplex/tests/fixtures/dash-remux.json --transcoder "$transcoder" \
+    --media /data/movies/movie.mkv --session "$SESSION" \
+    --result /tmp/play-result.json >"$logs/play.log" 2>&1 || rc=$?
+[ "$rc" = 0 ] || { cat "$logs/play.log" >&2; fail "the shim exited $rc"; }
+ok "the shim exited 0 after $((SECONDS - t0)) s"
+
+ran_on=()
+for w in w1 w2; do
+	if podman exec "$P-$w" test -d "$DIR"; then
+		ran_on+=("$w")
+	fi
+done
+[ ${#ran_on[@]} = 1 ] || fail "the session folder is on workers: ${ran_on[*]:-none}"
+w=${ran_on[0]}
+owner=$(podman exec "$P-$w" stat -c %u "$DIR/init-stream0.m4s") ||
+	fail "$w has no init-stream0.m4s"
+[ "$owner" = 1000 ] || fail "$w's segments belong to uid $owner, not PUID 1000"
+on_disk=$(find "$tmp/pms-transcode" -type f | wc -l)
+[ "$on_disk" = 0 ] || fail "$on_disk files on PMS's own transcode folder"
+ok "the transcode ran on $w as PUID 1000; nothing on PMS's disk"
+
+# Every segment PMS reads through fuse equals the worker's file.
+sums() { podman exec "$P-$1" sh -c "cd '$DIR' && sha256sum *.m4s | sort -k2"; }
+theirs=$(sums "$w")
+mine=$(sums pms)
+n=$(printf '%s\n' "$theirs" | grep -c .)
+[ "$n" -ge 10 ] || fail "only $n segments on $w"
+[ "$mine" = "$theirs" ] || fail "segments read through fuse differ from $w's"
+ok "$n segments read through fuse in the PMS container equal $w's files"
+
+get http://127.0.0.1:32400/_requests >"$tmp/requests.jsonl"
+/usr/bin/python3 - "$tmp/requests.jsonl" "$TOKEN" <<'PY' || fail "callbacks"
+import json, sys
+reqs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+mine = [r for r in reqs if "/video/:/transcode/session/" in r["path"]]
+progress = [r for r in mine if r["path"].endswith("/progress") and r["method"] == "PUT"]
+manifest = [r for r in mine if r["path"].endswith("/manifest")]
+peers = {r["peer"] for r in mine}
+problems = []
+if len(progress) < 2:
+    problems.append(f"{len(progress)} progress PUTs")
+if not manifest:
+    problems.append("no manifest")
+if peers - {"127.0.0.1"}:
+    problems.append(f"callbacks from {sorted(peers)}")
+if problems:
+    print("callbacks: " + "; ".join(problems), file=sys.stderr)
+    sys.exit(1)
+print(f"ok: fake PMS got {len(progress)} progress PUTs and {len(manifest)} "
+      "manifest requests, all from 127.0.0.1")
+PY
+
+jobs=$(get http://dispatcher:3500/api/v1/jobs)
+printf '%s' "$jobs" | /usr/bin/python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+ended = [x for x in j["recent"] if x.get("worker") == sys.argv[1]]
+sys.exit(0 if ended and ended[0].get("outcome") == "ok" else 1)' "$w" ||
+	fail "the dispatcher does not list the job as ended ok on $w: $jobs"
+ok "the dispatcher lists the job on $w, outcome ok"
+
+# --- the worker's sshd: PMS's key runs the agent, nothing else --------------------
+
+podman exec "$P-pms" sh -c "cat /config/clusterplex/ssh/id_ed25519 >/tmp/k &&
+    chmod 600 /tmp/k" || fail "cannot read PMS's key"
+sshw() {
+	podman exec "$P-pms" timeout 10 ssh -o BatchMode=yes -o UserKnownHostsFile=/dev/null \
+	    -o StrictHostKeyChecking=no -i /tmp/k "$@" </dev/null 2>&1
+}
+out=$(sshw abc@w1 id) || true
+case $out in *uid=*) fail "w1 ran a shell command: $out" ;; esac
+# -W asks for a forwarded connection at once: to w1's own sshd, whose
+# banner would come back if it were allowed.
+out=$(sshw -W 127.0.0.1:22 abc@w1) || true
+case $out in
+*SSH-2.0*) fail "w1 forwarded a connection" ;;
+*prohibited*) ;;
+*) fail "w1's answer to a forwarding request: $out" ;;
+esac
+out=$(sshw root@w1 id) || true
+case $out in *"Permission denied"*) ;; *) fail "w1 and root: $out" ;; esac
+ok "w1's sshd: PMS's key gets the agent only (no command, no forwarding, no root)"
+
+echo "ok: containers end to end in $(($(date +%s) - start)) s"
