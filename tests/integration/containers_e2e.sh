@@ -34,6 +34,7 @@ DIR=/transcode/Transcode/Sessions/$SESSION
 IMG=localhost/clusterplex-test
 ULIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
 start=$(date +%s)
+"$repo/scripts/deps.sh" containers cluster >/dev/null
 
 say() { echo "# $*"; }
 ok() { echo "ok: $*"; }

@@ -12,6 +12,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${CPX_CONTAINERS_CACHE:-/var/cache/clusterplex-containers}
 cd "$repo"
+# Run alone (make containers) or by tests/integration/run.sh: either way
+# the packages this test needs are installed first, only those missing.
+"$repo/scripts/deps.sh" containers >/dev/null
 tmp=$(mktemp -d /tmp/cpx-deploy-lint.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 results=$tmp/results
