@@ -14,7 +14,7 @@ cache=${CPX_CONTAINERS_CACHE:-/var/cache/clusterplex-containers}
 cd "$repo"
 # Run alone (make containers) or by tests/integration/run.sh: either way
 # the packages this test needs are installed first, only those missing.
-"$repo/scripts/deps.sh" containers >/dev/null
+"$repo/scripts/deps.sh" containers cluster >/dev/null
 tmp=$(mktemp -d /tmp/cpx-deploy-lint.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 results=$tmp/results
@@ -82,6 +82,21 @@ for u in docker/systemd/*.service docker/systemd/plexmediaserver.service.d/*.con
 done
 printf '[Unit]\nDescription=stand-in for Plex'"'"'s unit\n[Service]\nExecStart=/bin/true\n' \
     >"$units/plexmediaserver.service"
+
+# sshd's own check of the worker image's config and the bare-metal drop-in.
+ssh-keygen -q -t ed25519 -N '' -f "$tmp/hostkey"
+sed "s|^HostKey .*|HostKey $tmp/hostkey|" docker/worker/root/etc/clusterplex/sshd_config \
+    >"$tmp/sshd_config"
+printf 'HostKey %s\nInclude %s\n' "$tmp/hostkey" "$repo/docker/systemd/sshd-clusterplex.conf" \
+    >"$tmp/sshd_dropin"
+mkdir -p /run/sshd
+for f in sshd_config sshd_dropin; do
+	if out=$(/usr/sbin/sshd -t -f "$tmp/$f" 2>&1); then
+		ok "sshd -t: $f"
+	else
+		notok "sshd -t: $f" "$out"
+	fi
+done
 
 /usr/bin/python3 docker/test/validate.py --repo "$repo" --results "$results" \
     --units "$units" "${renders[@]}"
