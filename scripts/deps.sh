@@ -5,7 +5,8 @@
 #               image's build stage installs)
 #   build       compile, plus what the unit and fuzz tests build with
 #   cluster     what the local test cluster and the demo run on
-#   containers  rootful podman with runc, debootstrap, and python3-yaml for the
+#   containers  rootful podman with runc and slirp4netns, debootstrap, and
+#               python3-yaml for the
 #               container and deployment-file tests
 #   browser     headless Chromium for the status-page test
 # Without arguments: build and cluster.
@@ -16,7 +17,7 @@ libcjson-dev node-llhttp"
 build="$compile libcmocka-dev clang libclang-rt-14-dev"
 cluster="ffmpeg openssh-server openssh-client fuse3 sshfs iproute2 procps
 psmisc util-linux passwd python3 curl ca-certificates"
-containers="podman runc debootstrap python3-yaml iproute2 util-linux"
+containers="podman runc debootstrap slirp4netns python3-yaml iproute2 util-linux"
 browser="chromium"
 
 groups=${*:-build cluster}

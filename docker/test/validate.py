@@ -82,7 +82,10 @@ def documented_vars(repo):
 
 def source_vars(repo):
     """{part: {NAME}} for every variable a binary reads by name."""
-    pat = re.compile(r'(?:cpx_env_\w+|getenv|secure_getenv)\s*\(\s*"([A-Z][A-Z0-9_]+)"')
+    # A string literal that is exactly a variable's name: the argument of
+    # cpx_env_*(), getenv() or of a table of settings.
+    pat = re.compile(r'"((?:CLUSTERPLEX|ORCHESTRATOR|TRANSCODE|TRANSCODER|PMS|'
+                     r'LISTENING|STAT|WORKER|FFMPEG)_[A-Z0-9_]+)"')
     out = {}
     for part in ("common", "shim", "dispatcher", "agent", "fuse"):
         names = set()
