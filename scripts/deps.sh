@@ -6,8 +6,7 @@
 #   build       compile, plus what the unit and fuzz tests build with
 #   cluster     what the local test cluster and the demo run on
 #   containers  rootful podman with runc and slirp4netns, debootstrap, and
-#               python3-yaml for the
-#               container and deployment-file tests
+#               python3-yaml for the container and deployment-file tests
 #   browser     headless Chromium for the status-page test
 # Without arguments: build and cluster.
 set -eu
