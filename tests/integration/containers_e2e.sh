@@ -15,7 +15,9 @@
 # PMS container equal the worker's; the fake PMS got the progress and
 # manifest callbacks from 127.0.0.1; the images' health checks pass; the
 # dispatcher runs as non-root on a read-only root; a worker's sshd lets
-# PMS's key run the agent only.
+# PMS's key run the agent only. Then the PMS side as a docker mod: the
+# plain base image with DOCKER_MODS gets the mod's packages installed, the
+# shim in place, fuse mounted and the pool running.
 #
 # Environment: CPX_CONTAINERS_CACHE (debootstrap root; default
 # /var/cache/clusterplex-containers), CPX_CT (name prefix of everything it
@@ -41,7 +43,7 @@ ok() { echo "ok: $*"; }
 fail() {
 	echo "FAIL: $*" >&2
 	if [ -n "${logs:-}" ]; then
-		for c in dispatcher pms w1 w2; do
+		for c in dispatcher pms w1 w2 mod; do
 			podman logs "$P-$c" >"$logs/$c.log" 2>&1 || true
 		done
 		echo "FAIL: container logs in $logs" >&2
@@ -56,7 +58,7 @@ pod() { nsenter --net="/run/netns/$NS" podman --runtime runc "$@"; }
 cleanup() {
 	[ "${CPX_CT_KEEP:-}" = 1 ] && { say "kept: containers $P-*, netns $NS"; return; }
 	local c
-	for c in dispatcher pms w1 w2; do
+	for c in dispatcher pms w1 w2 mod; do
 		podman rm -f -t 2 "$P-$c" >/dev/null 2>&1 || true
 	done
 	if [ -e "/run/netns/$NS" ]; then
@@ -97,7 +99,7 @@ mkdir -p "$logs" "$tmp/pms-config" "$tmp/pms-transcode" "$tmp/media"
 cleanup_stale() {
 	# A run that was killed leaves its names behind; they are this test's.
 	local c
-	for c in dispatcher pms w1 w2; do
+	for c in dispatcher pms w1 w2 mod; do
 		podman rm -f -t 0 "$P-$c" >/dev/null 2>&1 || true
 	done
 	if [ -e "/run/netns/$NS" ]; then
@@ -302,5 +304,37 @@ esac
 out=$(sshw root@w1 id) || true
 case $out in *"Permission denied"*) ;; *) fail "w1 and root: $out" ;; esac
 ok "w1's sshd: PMS's key gets the agent only (no command, no forwarding, no root)"
+
+# --- the docker mod, applied at start to the plain plex image ---------------------
+
+# linuxserver's init unpacks DOCKER_MODS over the container before the
+# services start (the test base takes the mod from /mods/<name>.tar, as no
+# registry is reachable), then installs the packages the mod asked for: on
+# slirp4netns, this one container reaches Debian's mirror, nothing else.
+timed mod build --ignorefile docker/Dockerfile.dockerignore -f docker/Dockerfile \
+    --target mod --build-arg PLEX_IMAGE="$IMG/lsio" -t "$IMG/mod" .
+mnt=$(podman image mount "$IMG/mod")
+tar -C "$mnt" -cf "$tmp/clusterplex-mod.tar" .
+podman image unmount "$IMG/mod" >/dev/null
+podman --runtime runc run -d --name "$P-mod" --hostname mod "${ULIMITS[@]}" \
+    --network slirp4netns --device /dev/fuse --cap-add SYS_ADMIN \
+    -e DOCKER_MODS=localhost/clusterplex-mod:latest -e PUID=1000 -e PGID=1000 \
+    -e "CLUSTERPLEX_TOKEN=$TOKEN" \
+    -v "$tmp/clusterplex-mod.tar:/mods/clusterplex-mod.tar:ro" \
+    "$IMG/lsio" >/dev/null || fail "cannot start the mod's container"
+up() { podman logs "$P-mod" 2>&1 | grep -q 'services are up'; }
+wait_for 180 "the mod's container: services up" up
+for pkg in $(podman exec "$P-mod" cat /usr/share/clusterplex/runtime-packages \
+    /usr/share/clusterplex/pms-packages); do
+	podman exec "$P-mod" dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null |
+	    grep -q 'ok installed' || fail "the mod did not get $pkg installed"
+done
+podman exec "$P-mod" cmp -s /usr/bin/clusterplex-shim "$(podman exec "$P-mod" \
+    readlink -f "$transcoder")" || fail "the mod did not install the shim"
+podman exec "$P-mod" awk '$2 == "/transcode" && $3 ~ /^fuse/ { f = 1 } END { exit !f }' \
+    /proc/self/mounts || fail "the mod did not mount fuse"
+podman exec "$P-mod" pgrep -u abc -f 'clusterplex-shim pool' >/dev/null ||
+	fail "the mod's pool is not running"
+ok "the docker mod on the plain plex image: packages installed, shim in place, fuse mounted, pool running"
 
 echo "ok: containers end to end in $(($(date +%s) - start)) s"
