@@ -19,6 +19,7 @@ tmp=$(mktemp -d /tmp/cpx-deploy-lint.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 results=$tmp/results
 : >"$results"
+mkdir -p "$tmp/renders"
 
 ok() { echo "ok $*" >>"$results"; }
 notok() { echo "not ok $1: $2" >>"$results"; }
@@ -45,9 +46,9 @@ if helm=$(docker/test/helm.sh "$cache" 2>"$tmp/helm.err"); then
 		for s in $sets; do
 			args+=(--set "$s")
 		done
-		if "$helm" template cpx "$chart" "${args[@]}" >"$tmp/$name.yaml" \
+		if "$helm" template cpx "$chart" "${args[@]}" >"$tmp/renders/$name.yaml" \
 		    2>"$tmp/$name.err"; then
-			renders+=(--render "$name=$tmp/$name.yaml:$secret")
+			renders+=(--render "$name=$tmp/renders/$name.yaml:$secret")
 		else
 			notok "helm template ($name)" "$(tr '\n' ' ' <"$tmp/$name.err")"
 		fi
@@ -68,6 +69,37 @@ if helm=$(docker/test/helm.sh "$cache" 2>"$tmp/helm.err"); then
 	fi
 else
 	echo "# helm unavailable ($(cat "$tmp/helm.err")): checking the rendered manifests only"
+fi
+
+# The published schemas: Kubernetes' OpenAPI (and Prometheus Operator's
+# for the ServiceMonitor) for every object of the manifests and of each
+# render, the Compose specification for the compose and stack files. They
+# come from npm, pinned by docker/test/schema/package-lock.json, installed
+# once into the cache.
+schemas() {
+	local lock=docker/test/schema/package-lock.json dir
+	command -v node >/dev/null && command -v npm >/dev/null || {
+		echo "node and npm are not installed"
+		return 1
+	}
+	dir=$cache/schemas-$(sha256sum "$lock" | cut -c1-16)
+	if [ ! -d "$dir/node_modules" ]; then
+		rm -rf "$dir.part"
+		mkdir -p "$dir.part"
+		cp docker/test/schema/package.json "$lock" "$dir.part/"
+		(cd "$dir.part" && npm ci --no-audit --no-fund --loglevel=error) >&2 ||
+			return 1
+		mv "$dir.part" "$dir"
+	fi
+	cp docker/test/schema/validate.mjs "$dir/"
+	echo "$dir/validate.mjs"
+}
+if validator=$(schemas 2>"$tmp/schemas.err"); then
+	node "$validator" compose docker/compose/*.yml docker/swarm/*.yml >>"$results"
+	node "$validator" k8s docker/kubernetes/clusterplex.yaml "$tmp"/renders/*.yaml \
+	    >>"$results"
+else
+	echo "# schemas unavailable ($(tail -1 "$tmp/schemas.err")): not checked against them"
 fi
 
 # The units, pointed at this build's binaries so systemd-analyze can check
