@@ -218,12 +218,17 @@ ok "the shim is in place of Plex Transcoder after the Plex package was reinstall
 
 # --- one transcode, as PMS starts it ---------------------------------------------
 
+# PMS hands its own environment (the container's, through with-contenv)
+# to its transcoder; play-fixture starts from the fixture's, so ClusterPlex's
+# settings are added from PMS's environment.
+podman exec "$P-pms" with-contenv sh -c 'env | grep -E \
+    "^(CLUSTERPLEX_|ORCHESTRATOR_URL=|TRANSCODE|PMS_)" >/tmp/pms.env'
 t0=$SECONDS
 rc=0
 podman exec "$P-pms" with-contenv s6-setuidgid abc \
     /usr/lib/plexmediaserver/play-fixture \
     /opt/clusterplex/tests/fixtures/dash-remux.json --transcoder "$transcoder" \
-    --media /data/movies/movie.mkv --session "$SESSION" \
+    --media /data/movies/movie.mkv --session "$SESSION" --env-file /tmp/pms.env \
     --result /tmp/play-result.json >"$logs/play.log" 2>&1 || rc=$?
 [ "$rc" = 0 ] || { cat "$logs/play.log" >&2; fail "the shim exited $rc"; }
 ok "the shim exited 0 after $((SECONDS - t0)) s"
