@@ -192,11 +192,15 @@ key=$(podman exec "$P-pms" cat /config/clusterplex/ssh/id_ed25519.pub) ||
 	fail "PMS made no SSH key under /config"
 ok "PMS up: fuse mounted before Plex started, key under /config"
 
+# w1 gets PMS's key as a value (another host, Kubernetes); w2 reads it
+# from PMS's config folder, as the single-host compose file has it.
+keyarg=(-e "CLUSTERPLEX_AUTHORIZED_KEYS=$key")
 for i in 1 2; do
 	run "w$i" "$SUBNET.2$i" -e PUID=1000 -e PGID=1000 -e TZ=Etc/UTC \
 	    -e ORCHESTRATOR_URL=http://dispatcher:3500 -e "CLUSTERPLEX_TOKEN=$TOKEN" \
-	    -e "CLUSTERPLEX_AUTHORIZED_KEYS=$key" \
-	    -v "$tmp/media:/data/movies:ro" "$IMG/worker"
+	    "${keyarg[@]}" -v "$tmp/media:/data/movies:ro" "$IMG/worker"
+	keyarg=(-e CLUSTERPLEX_AUTHORIZED_KEYS_FILE=/pms-ssh/id_ed25519.pub
+	    -v "$tmp/pms-config/clusterplex/ssh:/pms-ssh:ro")
 done
 workers() {
 	get http://dispatcher:3500/api/v1/workers | /usr/bin/python3 -c '
