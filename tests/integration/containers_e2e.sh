@@ -21,12 +21,14 @@
 #
 # Environment: CPX_CONTAINERS_CACHE (debootstrap root; default
 # /var/cache/clusterplex-containers), CPX_CT (name prefix of everything it
-# creates; default cpxct), CPX_CT_KEEP=1 (leave it all running to look at).
+# creates; default ct$CPX_CLUSTER), CPX_CT_KEEP=1 (leave it all running to
+# look at).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${CPX_CONTAINERS_CACHE:-/var/cache/clusterplex-containers}
-P=${CPX_CT:-cpxct}
+# Unique per run of tests/integration/run.sh (which sets CPX_CLUSTER).
+P=${CPX_CT:-ct${CPX_CLUSTER:-x}}
 NS=$P-net
 NET=$P-net
 SUBNET=10.213.7
