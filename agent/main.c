@@ -81,6 +81,7 @@ main(int argc, char **argv)
 	if (agent_config_load(&cfg, serve, &cause) != 0) {
 		cpx_error("configuration: %s", cause);
 		free(cause);
+		agent_config_free(&cfg);
 		return 78;
 	}
 	status = serve ? agent_serve_main(&cfg) : agent_exec_main(&cfg);

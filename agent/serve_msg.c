@@ -167,3 +167,17 @@ agent_parse_drain(const char *body, int *drain)
 	cJSON_Delete(root);
 	return error;
 }
+
+/* The "error" sentence of a dispatcher's answer, printable; caller frees. */
+char *
+agent_parse_error(const char *body)
+{
+	cJSON *root = body != NULL ? cJSON_Parse(body) : NULL;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+	char *out = NULL;
+
+	if (cJSON_IsString(e))
+		out = cpx_escape(e->valuestring, strlen(e->valuestring), 200);
+	cJSON_Delete(root);
+	return out;
+}
