@@ -82,10 +82,11 @@ def documented_vars(repo):
 
 def source_vars(repo):
     """{part: {NAME}} for every variable a binary reads by name."""
-    # A string literal that is exactly a variable's name: the argument of
-    # cpx_env_*(), getenv() or of a table of settings.
-    pat = re.compile(r'"((?:CLUSTERPLEX|ORCHESTRATOR|TRANSCODE|TRANSCODER|PMS|'
-                     r'LISTENING|STAT|WORKER|FFMPEG)_[A-Z0-9_]+)"')
+    # A string literal that is exactly a variable's name, first argument of
+    # a call (cpx_env_*(), getenv(), a KNOB() macro) or first field of a
+    # table entry; a name quoted inside a message does not count.
+    pat = re.compile(r'[({]\s*"((?:CLUSTERPLEX|ORCHESTRATOR|TRANSCODE|TRANSCODER|'
+                     r'PMS|LISTENING|STAT|WORKER|FFMPEG)_[A-Z0-9_]+)"')
     out = {}
     for part in ("common", "shim", "dispatcher", "agent", "fuse"):
         names = set()
@@ -95,17 +96,19 @@ def source_vars(repo):
     return out
 
 
-# docs/<page>.md whose variables table belongs to one image's component.
+# docs/<page>.md whose variables table belongs to one image's component,
+# by the page name's first word (agent-serve.md, shim.md, ...).
 DOC_COMPONENT = {"dispatcher": "dispatcher", "agent": "worker",
-                 "shim": "pms", "fuse": "pms"}
+                 "shim": "pms", "pool": "pms", "fuse": "pms"}
 
 
 def table_vars(repo):
     """{component: {NAME}} from the first cell of each part's table rows."""
     out = {}
-    for page, comp in DOC_COMPONENT.items():
-        f = os.path.join(repo, "docs", page + ".md")
-        if not os.path.exists(f):
+    for f in sorted(glob.glob(os.path.join(repo, "docs", "*.md"))):
+        page = re.split(r"[-_.]", os.path.basename(f))[0]
+        comp = DOC_COMPONENT.get(page)
+        if comp is None:
             continue
         for line in open(f):
             cells = line.split("|")
