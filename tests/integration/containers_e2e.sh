@@ -31,7 +31,6 @@ cache=${CPX_CONTAINERS_CACHE:-/var/cache/clusterplex-containers}
 P=${CPX_CT:-ct${CPX_CLUSTER:-x}}
 NS=$P-net
 NET=$P-net
-SUBNET=10.213.7
 TOKEN=containers-$$-0f1e2d3c4b5a69788796a5b4c3d2e1f0
 SESSION=plex-transcode-ct$$-d5b670a4-a535-490f-881e-dcbba86b8f82
 DIR=/transcode/Transcode/Sessions/$SESSION
@@ -136,7 +135,13 @@ ok "images built ($(($(date +%s) - start)) s so far)"
 ip netns add "$NS"
 ip netns exec "$NS" ip link set lo up
 # --internal: no gateway, no NAT; the containers reach each other only.
-pod network create --internal --subnet "$SUBNET.0/24" "$NET" >/dev/null
+# Podman picks a subnet no other network of its uses.
+pod network create --internal "$NET" >/dev/null
+subnet=$(podman network inspect --format '{{range .Subnets}}{{.Subnet}}{{end}}' "$NET")
+case $subnet in
+*.0/24) SUBNET=${subnet%.0/24} ;;
+*) fail "podman gave network $NET the subnet '$subnet', not a /24" ;;
+esac
 HOSTS=(--add-host "dispatcher:$SUBNET.10" --add-host "pms:$SUBNET.11"
     --add-host "w1:$SUBNET.21" --add-host "w2:$SUBNET.22")
 
