@@ -158,10 +158,10 @@ run() {
 
 # wait_for SECONDS WHAT CMD...: polls CMD every 0.2 s.
 wait_for() {
-	local deadline=$((SECONDS + $1)) what=$2
+	local secs=$1 what=$2 deadline=$((SECONDS + $1))
 	shift 2
 	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt "$deadline" ] || fail "$what (waited $1 s)"
+		[ $SECONDS -lt "$deadline" ] || fail "$what (waited $secs s)"
 		sleep 0.2
 	done
 }
@@ -193,7 +193,10 @@ run pms "$SUBNET.11" --device /dev/fuse --cap-add SYS_ADMIN \
     -v "$tmp/media:/data/movies:ro" -v "$repo/tests:/opt/clusterplex/tests:ro" \
     "$IMG/pms"
 wait_for 60 "PMS's health check (fake PMS on 32400)" healthy pms
-podman logs "$P-pms" 2>&1 | grep -q 'Plex package reinstalled' ||
+# (Logs go to a file first: grep -q would close the pipe early, and with
+# pipefail podman's SIGPIPE would fail the check.)
+podman logs "$P-pms" >"$logs/pms.log" 2>&1
+grep -q 'Plex package reinstalled' "$logs/pms.log" ||
 	fail "the test base did not reinstall its Plex package (VERSION=latest)"
 key=$(podman exec "$P-pms" cat /config/clusterplex/ssh/id_ed25519.pub) ||
 	fail "PMS made no SSH key under /config"
@@ -338,7 +341,10 @@ podman --runtime runc run -d --name "$P-mod" --hostname mod "${ULIMITS[@]}" \
     -e "CLUSTERPLEX_TOKEN=$TOKEN" \
     -v "$tmp/clusterplex-mod.tar:/mods/clusterplex-mod.tar:ro" \
     "$IMG/lsio" >/dev/null || fail "cannot start the mod's container"
-up() { podman logs "$P-mod" 2>&1 | grep -q 'services are up'; }
+up() {
+	podman logs "$P-mod" >"$logs/mod.log" 2>&1
+	grep -q 'services are up' "$logs/mod.log"
+}
 wait_for 180 "the mod's container: services up" up
 for pkg in $(podman exec "$P-mod" cat /usr/share/clusterplex/runtime-packages \
     /usr/share/clusterplex/pms-packages); do
