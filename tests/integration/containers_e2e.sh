@@ -56,16 +56,25 @@ fail() {
 # machine's sandbox needs, for every container.
 pod() { nsenter --net="/run/netns/$NS" podman --runtime runc "$@"; }
 
-cleanup() {
-	[ "${CPX_CT_KEEP:-}" = 1 ] && { say "kept: containers $P-*, netns $NS"; return; }
+# Everything this test creates has a name of its own ($P-...): what a
+# killed run left behind is removed before a run, and all of it after.
+remove_all() {
 	local c
 	for c in dispatcher pms w1 w2 mod; do
-		podman rm -f -t 2 "$P-$c" >/dev/null 2>&1 || true
+		podman rm -f -t 1 "$P-$c" >/dev/null 2>&1 || true
 	done
 	if [ -e "/run/netns/$NS" ]; then
 		pod network rm -f "$NET" >/dev/null 2>&1 || true
 		ip netns del "$NS" 2>/dev/null || true
 	fi
+}
+
+cleanup() {
+	if [ "${CPX_CT_KEEP:-}" = 1 ]; then
+		say "kept: containers $P-*, netns $NS"
+		return
+	fi
+	remove_all
 	[ -n "${tmp:-}" ] && rm -rf "$tmp"
 }
 
@@ -96,19 +105,8 @@ tmp=$(mktemp -d "/tmp/$P.XXXXXX")
 # Kept after a failure (build logs, each container's log).
 logs=$repo/build/containers-e2e
 rm -rf "$logs"
-mkdir -p "$logs" "$tmp/pms-config" "$tmp/pms-transcode" "$tmp/media"
-cleanup_stale() {
-	# A run that was killed leaves its names behind; they are this test's.
-	local c
-	for c in dispatcher pms w1 w2 mod; do
-		podman rm -f -t 0 "$P-$c" >/dev/null 2>&1 || true
-	done
-	if [ -e "/run/netns/$NS" ]; then
-		pod network rm -f "$NET" >/dev/null 2>&1 || true
-		ip netns del "$NS"
-	fi
-}
-cleanup_stale
+mkdir -p "$logs" "$tmp/pms-config" "$tmp/pms-transcode"
+remove_all
 
 cd "$repo"
 timed debian-base docker/test/debian-base.sh "$IMG/debian:bookworm" "$cache"
@@ -127,7 +125,10 @@ for target in dispatcher pms worker; do
 done
 ok "images built ($(($(date +%s) - start)) s so far)"
 
-"$repo/tests/media/make-movie.sh" "$tmp/media/movie.mkv" 20 ||
+# The test movie the cluster's tests use (made once, kept in build/media),
+# at the same path in PMS and the workers, like a media share.
+media=$repo/build/media
+"$repo/tests/media/make-movie.sh" "$media/movie.mkv" 20 ||
 	fail "cannot make the test movie"
 
 # --- the network ------------------------------------------------------------
@@ -190,7 +191,7 @@ run pms "$SUBNET.11" --device /dev/fuse --cap-add SYS_ADMIN \
     -e PUID=1000 -e PGID=1000 -e TZ=Etc/UTC -e VERSION=latest \
     -e ORCHESTRATOR_URL=http://dispatcher:3500 -e "CLUSTERPLEX_TOKEN=$TOKEN" \
     -v "$tmp/pms-config:/config" -v "$tmp/pms-transcode:/transcode" \
-    -v "$tmp/media:/data/movies:ro" -v "$repo/tests:/opt/clusterplex/tests:ro" \
+    -v "$media:/data/movies:ro" -v "$repo/tests:/opt/clusterplex/tests:ro" \
     "$IMG/pms"
 wait_for 60 "PMS's health check (fake PMS on 32400)" healthy pms
 # (Logs go to a file first: grep -q would close the pipe early, and with
@@ -208,7 +209,7 @@ keyarg=(-e "CLUSTERPLEX_AUTHORIZED_KEYS=$key")
 for i in 1 2; do
 	run "w$i" "$SUBNET.2$i" -e PUID=1000 -e PGID=1000 -e TZ=Etc/UTC \
 	    -e ORCHESTRATOR_URL=http://dispatcher:3500 -e "CLUSTERPLEX_TOKEN=$TOKEN" \
-	    "${keyarg[@]}" -v "$tmp/media:/data/movies:ro" "$IMG/worker"
+	    "${keyarg[@]}" -v "$media:/data/movies:ro" "$IMG/worker"
 	keyarg=(-e CLUSTERPLEX_AUTHORIZED_KEYS_FILE=/pms-ssh/id_ed25519.pub
 	    -v "$tmp/pms-config/clusterplex/ssh:/pms-ssh:ro")
 done
