@@ -15,7 +15,8 @@
 # PMS container equal the worker's; the fake PMS got the progress and
 # manifest callbacks from 127.0.0.1; the images' health checks pass; the
 # dispatcher runs as non-root on a read-only root; a worker's sshd lets
-# PMS's key run the agent only. Then the PMS side as a docker mod: the
+# PMS's key run the agent only; a SIGKILL of the shim in PMS's container
+# ends the transcoder on the worker within a second. Then the PMS side as a docker mod: the
 # plain base image with DOCKER_MODS gets the mod's packages installed, the
 # shim in place, fuse mounted and the pool running.
 #
@@ -324,6 +325,45 @@ esac
 out=$(sshw root@w1 id) || true
 case $out in *"Permission denied"*) ;; *) fail "w1 and root: $out" ;; esac
 ok "w1's sshd: PMS's key gets the agent only (no command, no forwarding, no root)"
+
+# --- PMS's SIGKILL stops the remote transcoder ----------------------------------
+
+# A transcode long enough to be killed midway (libx264, a 60 s movie).
+"$repo/tests/media/make-movie.sh" "$media/movie-60.mkv" 60 ||
+	fail "cannot make the 60 s test movie"
+KILLED=plex-transcode-kill$$-e71a4d30-c14b-49b4-8d5e-3e3eee1a39e5
+podman exec -d "$P-pms" with-contenv s6-setuidgid abc \
+    /usr/lib/plexmediaserver/play-fixture \
+    /opt/clusterplex/tests/fixtures/hls-seek-srt.json --transcoder "$transcoder" \
+    --media /data/movies/movie-60.mkv --seek 0 --session "$KILLED" \
+    --env-file /tmp/pms.env --pidfile /tmp/kill.pid >/dev/null
+running_on() {
+	local w
+	for w in w1 w2; do
+		if podman exec "$P-$w" pgrep -u 1000 ffmpeg >/dev/null 2>&1; then
+			echo "$w"
+			return 0
+		fi
+	done
+	return 1
+}
+wait_for 30 "the long transcode running on a worker" running_on
+kw=$(running_on)
+# The clock runs on the worker: a watcher starts it just before PMS's
+# SIGKILL and stops it when no transcoder process of the job is left, so
+# podman's own latency only makes the figure larger.
+podman exec -d "$P-$kw" bash -c 'until [ -e /tmp/kill-go ]; do sleep 0.005; done
+	t0=$(date +%s%N)
+	while pgrep -u 1000 -f "ffmpeg|Plex Transcoder" >/dev/null; do sleep 0.01; done
+	echo $(( ($(date +%s%N) - t0) / 1000000 )) >/tmp/kill-gone-ms' >/dev/null
+sleep 0.3
+podman exec "$P-$kw" touch /tmp/kill-go
+podman exec "$P-pms" sh -c 'kill -KILL "$(cat /tmp/kill.pid)"'
+wait_for 10 "the transcoder on $kw to go after the SIGKILL" \
+    podman exec "$P-$kw" test -s /tmp/kill-gone-ms
+ms=$(podman exec "$P-$kw" cat /tmp/kill-gone-ms)
+[ "$ms" -le 1000 ] || fail "the transcoder on $kw outlived the shim's SIGKILL by $ms ms"
+ok "PMS SIGKILLs the shim: the transcoder on $kw is gone $ms ms later"
 
 # --- the docker mod, applied at start to the plain plex image ---------------------
 
