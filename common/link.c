@@ -91,7 +91,11 @@ cpx_link_lost(struct cpx_link *link, int error)
 	if (cb != NULL)
 		cb(link, error, arg);
 	link->delivering--;
-	cpx_link_close(link);
+	if (!link->closed) {
+		/* A backend may free the link right here: touch it no more. */
+		cpx_link_close(link);
+		return;
+	}
 	if (link->free_pending && link->delivering == 0) {
 		link->free_pending = 0;
 		link->ops->close(link);

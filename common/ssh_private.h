@@ -106,6 +106,11 @@ int ssh_map_error(int rc);
 int ssh_fatal_error(int rc);
 const char *ssh_last_error(struct cpx_ssh_conn *c);
 
+/* ssh_key.c */
+int ssh_check_host_key(struct cpx_ssh_conn *c);
+int ssh_read_keys(struct cpx_ssh_conn *c);
+void ssh_wipe_keys(struct cpx_ssh_conn *c);
+
 /* ssh_chan.c */
 void ssh_chans_drive(struct cpx_ssh_conn *c);
 int ssh_chans_want_read(struct cpx_ssh_conn *c);
