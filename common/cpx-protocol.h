@@ -186,31 +186,47 @@ int cpx_jobspec_decode(const char *json, size_t len, struct cpx_jobspec *js,
 /*
  * File service. Paths are relative to the worker's transcode folder,
  * '/'-separated, without "", "." or ".." components (cpx_path_clean_relative);
- * the agent resolves them beneath its root and refuses anything else.
+ * "" names the folder itself where an op allows it. The agent resolves every
+ * path beneath its root (openat2 RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS):
+ * a symlink may point elsewhere inside the root, never out of it.
  *
  * Request payload: u8 op, then per op:
- *   STAT, READDIR, UNLINK, RMDIR, STATFS, WATCH, UNWATCH   str path
+ *   STAT, UNLINK, RMDIR, STATFS, WATCH, UNWATCH   str path
+ *   READDIR    str path, u64 cookie (0 first, then the reply's "next")
  *   OPEN       str path, u32 flags (CPX_O_*), u32 mode
  *   READ       u64 handle, u64 offset, u32 size (<= CPX_FREAD_MAX)
- *   WRITE      u64 handle, u64 offset, str data
+ *   PREAD      str path, u64 offset, u32 size (<= CPX_FREAD_MAX)
+ *   WRITE      u64 handle, u64 offset, str data (<= CPX_FREAD_MAX)
  *   CLOSE      u64 handle
  *   MKDIR      str path, u32 mode
- *   RENAME     str from, str to, u32 flags (0 or RENAME_NOREPLACE)
+ *   RENAME     str from, str to, u32 flags (0 or CPX_RENAME_NOREPLACE)
  *   TRUNCATE   str path, u64 size
  *   CHMOD      str path, u32 mode
  *   UTIMENS    str path, attr-times (i64 s, u32 ns) atime, mtime
  * Reply payload: i32 status (0 or -errno); on success, per op:
  *   STAT       attr
- *   READDIR    u32 count, count x (str name, attr)
+ *   READDIR    u32 count, count x (str name, attr), u64 next (0: no more)
  *   OPEN       u64 handle, attr
  *   READ       str data (short at end of file)
+ *   PREAD      attr (of the file as read), str data
  *   WRITE      u32 written
  *   STATFS     u64 bsize, blocks, bfree, bavail, files, ffree, u32 namemax
  *   others     nothing
  * Strings are u32 length + bytes.
+ *
+ * OPEN, READ and PREAD serve regular files only. PREAD needs no handle, so
+ * read-only access keeps no state on the worker and survives reconnects.
+ * WATCH creates the folder (and missing parents, mode 0755) when it does
+ * not exist yet, so a route can be watched before its job has started;
+ * FEVENTs for it follow until UNWATCH or the link ends. A malformed
+ * request is answered with -EPROTO; the link stays up.
+ *
+ * Changes from the first draft (both ends are in this tree): READDIR pages
+ * with a cookie, PREAD and CPX_FEV_OVERFLOW were added.
  */
 #define CPX_PATH_MAX 4096
 #define CPX_FREAD_MAX (512 * 1024)
+#define CPX_RENAME_NOREPLACE 0x1
 
 enum cpx_fop {
 	CPX_FOP_STAT = 1,
@@ -229,6 +245,7 @@ enum cpx_fop {
 	CPX_FOP_STATFS,
 	CPX_FOP_WATCH,
 	CPX_FOP_UNWATCH,
+	CPX_FOP_PREAD,
 	CPX_FOP_MAX_
 };
 
@@ -241,6 +258,7 @@ enum cpx_fop {
 #define CPX_O_EXCL 0x08
 #define CPX_O_TRUNC 0x10
 #define CPX_O_APPEND 0x20
+#define CPX_O_ALL_ 0x3f
 
 struct cpx_attr {
 	uint32_t mode;		/* S_IFMT type bits and permissions */
@@ -253,15 +271,24 @@ struct cpx_attr {
 	uint32_t atime_ns, mtime_ns, ctime_ns;
 };
 
+struct cpx_statfs {
+	uint64_t bsize, blocks, bfree, bavail, files, ffree;
+	uint32_t namemax;
+};
+
 /*
- * Events for watched folders. A segment is "complete" when it was closed
- * after writing or renamed into place: the fuse side may fetch it ahead.
+ * Events for watched folders (agent -> fuse, frame id 0). A file is
+ * "complete" when it was closed after writing or renamed into place: the
+ * fuse side may fetch it ahead. CREATED and COMPLETE carry the file's
+ * attributes; the others carry zeros.
  */
 enum cpx_fevent {
 	CPX_FEV_CREATED = 1,	/* a new name appeared (may still be written) */
 	CPX_FEV_COMPLETE,	/* closed after writing, or renamed into place */
 	CPX_FEV_REMOVED,	/* a name disappeared (deleted or renamed away) */
 	CPX_FEV_DIR_GONE,	/* the watched folder itself was removed */
+	CPX_FEV_OVERFLOW,	/* events were lost: path (a watched folder)
+				   must be revalidated as a whole */
 };
 
 struct cpx_freq {
@@ -269,7 +296,7 @@ struct cpx_freq {
 	const char *path;	/* points into the frame; NUL-terminated copy */
 	const char *path2;	/* RENAME target */
 	uint64_t handle;
-	uint64_t offset;
+	uint64_t offset;	/* READ, PREAD, WRITE offset; READDIR cookie */
 	uint64_t size;		/* READ size, TRUNCATE size */
 	uint32_t flags;
 	uint32_t mode;
@@ -282,9 +309,15 @@ struct cpx_freq {
 
 /* fileproto.c */
 
+struct stat;
+
 const char *cpx_fop_name(int op);
 void cpx_attr_put(struct cpx_buf *b, const struct cpx_attr *a);
 void cpx_attr_get(struct cpx_reader *r, struct cpx_attr *a);
+void cpx_attr_from_stat(struct cpx_attr *a, const struct stat *st);
+void cpx_attr_to_stat(const struct cpx_attr *a, struct stat *st);
+void cpx_statfs_put(struct cpx_buf *b, const struct cpx_statfs *s);
+void cpx_statfs_get(struct cpx_reader *r, struct cpx_statfs *s);
 void cpx_freq_put(struct cpx_buf *b, const struct cpx_freq *q);
 int cpx_freq_parse(const uint8_t *p, size_t n, struct cpx_freq *q);
 void cpx_freq_free(struct cpx_freq *q);
@@ -292,5 +325,18 @@ void cpx_fevent_put(struct cpx_buf *b, uint8_t kind, const char *path,
     const struct cpx_attr *a);
 int cpx_fevent_parse(const uint8_t *p, size_t n, uint8_t *kind, char **path,
     struct cpx_attr *a);
+int cpx_flags_to_open(uint32_t cpx_flags);
+uint32_t cpx_flags_from_open(int oflags);
+
+/*
+ * Opens `path` (relative, "" for dirfd itself) beneath dirfd with openat2:
+ * never outside it, never through /proc magic links, and with `nosymlinks`
+ * through no symlink at all. Returns an fd or a negative errno (-EXDEV for
+ * an escape attempt).
+ */
+int cpx_open_beneath(int dirfd, const char *path, int flags, unsigned mode,
+    int nosymlinks);
+/* Splits "a/b/c" into a new "a/b" (or "" at top level) and a pointer to "c". */
+char *cpx_path_split(const char *path, const char **name);
 
 #endif /* CPX_PROTOCOL_H */

@@ -1,8 +1,14 @@
 /* fileproto.c — file-service requests, attributes and events on the wire. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/openat2.h>
 
 #include "cpx-protocol.h"
 
@@ -23,6 +29,7 @@ static const char *const fop_names[] = {
 	[CPX_FOP_STATFS] = "statfs",
 	[CPX_FOP_WATCH] = "watch",
 	[CPX_FOP_UNWATCH] = "unwatch",
+	[CPX_FOP_PREAD] = "pread",
 };
 
 const char *
@@ -86,7 +93,7 @@ enum {
 
 static const unsigned fop_args[CPX_FOP_MAX_] = {
 	[CPX_FOP_STAT] = ARG_PATH,
-	[CPX_FOP_READDIR] = ARG_PATH,
+	[CPX_FOP_READDIR] = ARG_PATH | ARG_OFFSET,
 	[CPX_FOP_OPEN] = ARG_PATH | ARG_FLAGS | ARG_MODE,
 	[CPX_FOP_READ] = ARG_HANDLE | ARG_OFFSET | ARG_SIZE32,
 	[CPX_FOP_WRITE] = ARG_HANDLE | ARG_OFFSET | ARG_DATA,
@@ -101,6 +108,7 @@ static const unsigned fop_args[CPX_FOP_MAX_] = {
 	[CPX_FOP_STATFS] = ARG_PATH,
 	[CPX_FOP_WATCH] = ARG_PATH,
 	[CPX_FOP_UNWATCH] = ARG_PATH,
+	[CPX_FOP_PREAD] = ARG_PATH | ARG_OFFSET | ARG_SIZE32,
 };
 
 void
@@ -209,7 +217,10 @@ cpx_freq_parse(const uint8_t *p, size_t n, struct cpx_freq *q)
 		read_times(&r, q);
 	if (r.err || r.left != 0 || q->size > (uint64_t)INT64_MAX ||
 	    q->offset > (uint64_t)INT64_MAX ||
-	    (q->op == CPX_FOP_READ && q->size > CPX_FREAD_MAX))
+	    ((q->op == CPX_FOP_READ || q->op == CPX_FOP_PREAD) &&
+	    q->size > CPX_FREAD_MAX) ||
+	    (q->op == CPX_FOP_OPEN && (q->flags & ~(uint32_t)CPX_O_ALL_)) ||
+	    (q->op == CPX_FOP_RENAME && (q->flags & ~(uint32_t)CPX_RENAME_NOREPLACE)))
 		return -EPROTO;
 	return 0;
 }
@@ -245,10 +256,161 @@ cpx_fevent_parse(const uint8_t *p, size_t n, uint8_t *kind, char **path,
 	*path = cpx_rd_cstr(&r, CPX_PATH_MAX);
 	cpx_attr_get(&r, a);
 	if (r.err || r.left != 0 || *kind < CPX_FEV_CREATED ||
-	    *kind > CPX_FEV_DIR_GONE || !cpx_path_clean_relative(*path)) {
+	    *kind > CPX_FEV_OVERFLOW || !cpx_path_clean_relative(*path)) {
 		free(*path);
 		*path = NULL;
 		return -EPROTO;
 	}
 	return 0;
+}
+
+void
+cpx_attr_from_stat(struct cpx_attr *a, const struct stat *st)
+{
+	memset(a, 0, sizeof *a);
+	a->mode = st->st_mode;
+	a->nlink = (uint32_t)st->st_nlink;
+	a->uid = st->st_uid;
+	a->gid = st->st_gid;
+	a->size = (uint64_t)st->st_size;
+	a->blocks = (uint64_t)st->st_blocks;
+	a->atime_s = st->st_atim.tv_sec;
+	a->atime_ns = (uint32_t)st->st_atim.tv_nsec;
+	a->mtime_s = st->st_mtim.tv_sec;
+	a->mtime_ns = (uint32_t)st->st_mtim.tv_nsec;
+	a->ctime_s = st->st_ctim.tv_sec;
+	a->ctime_ns = (uint32_t)st->st_ctim.tv_nsec;
+}
+
+void
+cpx_attr_to_stat(const struct cpx_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof *st);
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = (off_t)a->size;
+	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_blksize = 4096;
+	st->st_atim.tv_sec = a->atime_s;
+	st->st_atim.tv_nsec = a->atime_ns;
+	st->st_mtim.tv_sec = a->mtime_s;
+	st->st_mtim.tv_nsec = a->mtime_ns;
+	st->st_ctim.tv_sec = a->ctime_s;
+	st->st_ctim.tv_nsec = a->ctime_ns;
+}
+
+void
+cpx_statfs_put(struct cpx_buf *b, const struct cpx_statfs *s)
+{
+	cpx_buf_add_u64(b, s->bsize);
+	cpx_buf_add_u64(b, s->blocks);
+	cpx_buf_add_u64(b, s->bfree);
+	cpx_buf_add_u64(b, s->bavail);
+	cpx_buf_add_u64(b, s->files);
+	cpx_buf_add_u64(b, s->ffree);
+	cpx_buf_add_u32(b, s->namemax);
+}
+
+void
+cpx_statfs_get(struct cpx_reader *r, struct cpx_statfs *s)
+{
+	s->bsize = cpx_rd_u64(r);
+	s->blocks = cpx_rd_u64(r);
+	s->bfree = cpx_rd_u64(r);
+	s->bavail = cpx_rd_u64(r);
+	s->files = cpx_rd_u64(r);
+	s->ffree = cpx_rd_u64(r);
+	s->namemax = cpx_rd_u32(r);
+}
+
+/* Wire flags to this host's open(2) flags (access mode and creation only). */
+int
+cpx_flags_to_open(uint32_t f)
+{
+	int o;
+
+	switch (f & CPX_O_ACCMODE) {
+	case CPX_O_WRONLY:
+		o = O_WRONLY;
+		break;
+	case CPX_O_RDWR:
+		o = O_RDWR;
+		break;
+	default:
+		o = O_RDONLY;
+		break;
+	}
+	if (f & CPX_O_CREAT)
+		o |= O_CREAT;
+	if (f & CPX_O_EXCL)
+		o |= O_EXCL;
+	if (f & CPX_O_TRUNC)
+		o |= O_TRUNC;
+	if (f & CPX_O_APPEND)
+		o |= O_APPEND;
+	return o;
+}
+
+uint32_t
+cpx_flags_from_open(int o)
+{
+	uint32_t f;
+
+	switch (o & O_ACCMODE) {
+	case O_WRONLY:
+		f = CPX_O_WRONLY;
+		break;
+	case O_RDWR:
+		f = CPX_O_RDWR;
+		break;
+	default:
+		f = CPX_O_RDONLY;
+		break;
+	}
+	if (o & O_CREAT)
+		f |= CPX_O_CREAT;
+	if (o & O_EXCL)
+		f |= CPX_O_EXCL;
+	if (o & O_TRUNC)
+		f |= CPX_O_TRUNC;
+	if (o & O_APPEND)
+		f |= CPX_O_APPEND;
+	return f;
+}
+
+int
+cpx_open_beneath(int dirfd, const char *path, int flags, unsigned mode,
+    int nosymlinks)
+{
+	struct open_how how;
+	long fd;
+
+	memset(&how, 0, sizeof how);
+	how.flags = (uint64_t)(flags | O_CLOEXEC);
+	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)
+		how.mode = mode & 07777;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+	if (nosymlinks)
+		how.resolve |= RESOLVE_NO_SYMLINKS;
+	/* glibc 2.36 has no openat2() wrapper. */
+	do {
+		fd = syscall(SYS_openat2, dirfd, *path != '\0' ? path : ".",
+		    &how, sizeof how);
+	} while (fd < 0 && errno == EAGAIN);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+char *
+cpx_path_split(const char *path, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL) {
+		*name = path;
+		return cpx_xstrdup("");
+	}
+	*name = slash + 1;
+	return cpx_xstrndup(path, (size_t)(slash - path));
 }

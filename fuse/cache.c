@@ -1,0 +1,420 @@
+/* cache.c — remote file records and their blocks: fetch, versions, memory bound. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+
+void
+cfs_cache_init(struct cfs *fs)
+{
+	struct cache *c = cpx_xcalloc(1, sizeof *c);
+
+	pthread_mutex_init(&fs->cache_lock, NULL);
+	c->nbuckets = BUCKETS;
+	c->buckets = cpx_xcalloc(c->nbuckets, sizeof *c->buckets);
+	c->budget = (size_t)fs->set.cache_mb * 1024 * 1024;
+	c->lru.lru_next = c->lru.lru_prev = &c->lru;
+	fs->cache = c;
+}
+
+static size_t
+hash(const char *s, size_t nb)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (*s != '\0') {
+		h ^= (unsigned char)*s++;
+		h *= 1099511628211ull;
+	}
+	return (size_t)(h % nb);
+}
+
+struct rec *
+cfs_cache__rec(struct cfs *fs, const char *path, int create)
+{
+	struct cache *c = C(fs);
+	size_t b = hash(path, c->nbuckets);
+	struct rec *r;
+
+	for (r = c->buckets[b]; r != NULL; r = r->hnext)
+		if (strcmp(r->path, path) == 0)
+			return r;
+	if (!create)
+		return NULL;
+	r = cpx_xcalloc(1, sizeof *r);
+	r->path = cpx_xstrdup(path);
+	r->hnext = c->buckets[b];
+	c->buckets[b] = r;
+	c->nrecs++;
+	return r;
+}
+
+static void
+lru_unlink(struct block *b)
+{
+	if (b->lru_next == NULL)
+		return;
+	b->lru_prev->lru_next = b->lru_next;
+	b->lru_next->lru_prev = b->lru_prev;
+	b->lru_next = b->lru_prev = NULL;
+}
+
+void
+cfs_cache__touch(struct cache *c, struct block *b)
+{
+	lru_unlink(b);
+	b->lru_next = c->lru.lru_next;
+	b->lru_prev = &c->lru;
+	c->lru.lru_next->lru_prev = b;
+	c->lru.lru_next = b;
+}
+
+static void
+block_free(struct block *b)
+{
+	free(b->data);
+	free(b->waiters);
+	free(b);
+}
+
+void
+cfs_cache__unpin(struct block *b)
+{
+	if (--b->pins == 0 && b->rec == NULL && b->state != B_PENDING)
+		block_free(b);
+}
+
+/* Takes the block out of its record; it lives on while pinned. */
+static void
+detach(struct cfs *fs, struct block *b)
+{
+	struct rec *r = b->rec;
+
+	r->blocks[b->index] = NULL;
+	if (b->state == B_READY) {
+		C(fs)->bytes -= b->len;
+		r->nready--;
+	}
+	lru_unlink(b);
+	b->rec = NULL;
+	if (b->pins == 0 && b->state != B_PENDING)
+		block_free(b);
+}
+
+static void
+drop_blocks(struct cfs *fs, struct rec *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nblocks; i++)
+		if (r->blocks[i] != NULL)
+			detach(fs, r->blocks[i]);
+	r->want_store = 0;
+	r->stored_ino = 0;
+}
+
+void
+cfs_cache__remove(struct cfs *fs, struct rec *r)
+{
+	struct cache *c = C(fs);
+	struct rec **pp = &c->buckets[hash(r->path, c->nbuckets)];
+
+	while (*pp != r)
+		pp = &(*pp)->hnext;
+	*pp = r->hnext;
+	drop_blocks(fs, r);
+	c->nrecs--;
+	free(r->blocks);
+	free(r->path);
+	free(r->worker);
+	free(r);
+}
+
+static int
+same_version(const struct cpx_attr *a, const struct cpx_attr *b)
+{
+	return a->size == b->size && a->mtime_s == b->mtime_s &&
+	    a->mtime_ns == b->mtime_ns;
+}
+
+/* New attributes; the blocks go if they belong to another version. */
+void
+cfs_cache__set_attr(struct cfs *fs, struct rec *r, const struct cpx_attr *a,
+    uint64_t ttl_ms)
+{
+	uint64_t expires = cpx_now_ms() + ttl_ms;
+
+	if (r->has_attr && !same_version(&r->attr, a)) {
+		drop_blocks(fs, r);
+		r->stable = 0;
+	} else if (r->has_attr && r->attr_expires > expires && ttl_ms > 0)
+		expires = r->attr_expires;	/* the watch vouches for longer */
+	r->attr = *a;
+	r->has_attr = 1;
+	r->attr_expires = expires;
+}
+
+static size_t
+blocks_for(uint64_t size)
+{
+	return (size_t)((size + CFS_BLOCK - 1) / CFS_BLOCK);
+}
+
+static int
+rec_complete(const struct rec *r)
+{
+	size_t i, n;
+
+	if (!r->has_attr || r->attr.size == 0 || r->nready == 0)
+		return 0;
+	n = blocks_for(r->attr.size);
+	if (n > r->nblocks)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (r->blocks[i] == NULL || r->blocks[i]->state != B_READY)
+			return 0;
+	return 1;
+}
+
+static void
+evict(struct cfs *fs)
+{
+	struct cache *c = C(fs);
+	struct block *b = c->lru.lru_prev, *prev;
+
+	for (; c->bytes > c->budget && b != &c->lru; b = prev) {
+		prev = b->lru_prev;
+		if (b->pins == 0)
+			detach(fs, b);
+	}
+}
+
+static void fetch(struct cfs *fs, struct rec *r, struct block *b);
+
+struct block *
+cfs_cache__block(struct cfs *fs, struct rec *r, uint64_t index)
+{
+	struct block *b;
+
+	if (index >= r->nblocks) {
+		size_t n = (size_t)index + 1 > 2 * r->nblocks ?
+		    (size_t)index + 1 : 2 * r->nblocks;
+
+		r->blocks = cpx_xrealloc(r->blocks, n * sizeof *r->blocks);
+		memset(r->blocks + r->nblocks, 0,
+		    (n - r->nblocks) * sizeof *r->blocks);
+		r->nblocks = n;
+	}
+	if ((b = r->blocks[index]) != NULL)
+		return b;
+	b = cpx_xcalloc(1, sizeof *b);
+	b->rec = r;
+	b->index = index;
+	b->state = B_PENDING;
+	r->blocks[index] = b;
+	fetch(fs, r, b);
+	return b;
+}
+
+static void
+block_arrived(struct cfs *fs, struct block *b, int status,
+    const struct cpx_attr *a, const uint8_t *data, size_t len)
+{
+	struct rec *r = b->rec;
+
+	if (status == 0) {
+		b->data = cpx_xmalloc(len > 0 ? len : 1);
+		memcpy(b->data, data, len);
+		b->len = (uint32_t)len;
+	}
+	if (r != NULL && status == 0) {
+		/* A new version drops the other blocks, not this one. */
+		r->blocks[b->index] = NULL;
+		cfs_cache__set_attr(fs, r, a, PREAD_TTL_MS);
+		r->blocks[b->index] = b;
+	}
+	if (b->rec != NULL && status == 0) {
+		b->state = B_READY;
+		r->nready++;
+		C(fs)->bytes += len;
+		cfs_cache__touch(C(fs), b);
+	} else {
+		b->state = status == 0 ? B_READY : -1;
+		b->error = status;
+		if (b->rec != NULL)
+			detach(fs, b);	/* failed: the next read tries again */
+	}
+	cfs_cache__wake(b);
+	if (r != NULL && b->rec != NULL && r->want_store && rec_complete(r)) {
+		r->want_store = 0;
+		cfs_notify_store(fs, r->path);
+	}
+}
+
+static void
+on_fetched(struct cfs *fs, struct cfs_call *c, int status,
+    struct cpx_reader *rd)
+{
+	struct block *b = c->arg;
+	const uint8_t *data = NULL;
+	struct cpx_attr a;
+	size_t len = 0;
+
+	if (status == 0) {
+		cpx_attr_get(rd, &a);
+		data = cpx_rd_str(rd, &len, CFS_BLOCK);
+		if (rd->err)
+			status = -EIO;
+	}
+	pthread_mutex_lock(&fs->cache_lock);
+	block_arrived(fs, b, status, &a, data, len);
+	cfs_cache__unpin(b);
+	evict(fs);
+	pthread_mutex_unlock(&fs->cache_lock);
+}
+
+static void
+fetch(struct cfs *fs, struct rec *r, struct block *b)
+{
+	struct cfs_call *c = cfs_call_new(r->worker, on_fetched, b);
+	struct cpx_freq q = {
+		.op = CPX_FOP_PREAD, .path = r->path,
+		.offset = b->index * CFS_BLOCK, .size = CFS_BLOCK,
+	};
+
+	b->pins++;
+	c->bulk = 1;
+	cpx_freq_put(&c->req, &q);
+	cfs_call_submit(fs, c);
+}
+
+/*
+ * Fetches a finished file whole, ahead of PMS's read, and pushes it into
+ * the kernel's page cache when it is complete. Returns 1 if it started.
+ */
+int
+cfs_cache_prefetch(struct cfs *fs, const char *worker, const char *path,
+    const struct cpx_attr *a)
+{
+	uint64_t i, n = blocks_for(a->size);
+	struct rec *r;
+	int started = 0;
+
+	if (a->size == 0 || !S_ISREG(a->mode) ||
+	    a->size > (uint64_t)fs->set.prefetch_max_mb * 1024 * 1024)
+		return 0;
+	pthread_mutex_lock(&fs->cache_lock);
+	r = cfs_cache__rec(fs, path, 1);
+	if (r->worker == NULL)
+		r->worker = cpx_xstrdup(worker);
+	cfs_cache__set_attr(fs, r, a, EVENT_TTL_MS);
+	if (!rec_complete(r)) {
+		r->want_store = 1;
+		for (i = 0; i < n; i++)
+			cfs_cache__block(fs, r, i);
+		started = 1;
+	}
+	pthread_mutex_unlock(&fs->cache_lock);
+	return started;
+}
+
+/*
+ * Whether the kernel should be handed the file's bytes for inode ino: it
+ * is whole here and was not pushed to that inode already (every open
+ * would copy it again otherwise). ino 0 marks it as not pushed anywhere.
+ */
+int
+cfs_cache_should_store(struct cfs *fs, const char *path, uint64_t ino)
+{
+	struct rec *r;
+	int yes;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	r = cfs_cache__rec(fs, path, 0);
+	yes = r != NULL && rec_complete(r) && r->stored_ino != ino;
+	pthread_mutex_unlock(&fs->cache_lock);
+	return yes;
+}
+
+void
+cfs_cache_mark_stored(struct cfs *fs, const char *path, uint64_t ino)
+{
+	struct rec *r;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	if ((r = cfs_cache__rec(fs, path, 0)) != NULL)
+		r->stored_ino = ino;
+	pthread_mutex_unlock(&fs->cache_lock);
+}
+
+int
+cfs_cache_complete(struct cfs *fs, const char *path)
+{
+	struct rec *r;
+	int complete;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	r = cfs_cache__rec(fs, path, 0);
+	complete = r != NULL && rec_complete(r);
+	pthread_mutex_unlock(&fs->cache_lock);
+	return complete;
+}
+
+/* Calls fn on each block of a complete record, outside the lock. */
+int
+cfs_cache_each_block(struct cfs *fs, const char *path, cfs_block_fn fn,
+    void *arg)
+{
+	struct block **bs = NULL;
+	struct rec *r;
+	size_t i, n = 0;
+	int error = 0;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	r = cfs_cache__rec(fs, path, 0);
+	if (r == NULL || !rec_complete(r)) {
+		pthread_mutex_unlock(&fs->cache_lock);
+		return -EAGAIN;
+	}
+	n = blocks_for(r->attr.size);
+	bs = cpx_xcalloc(n, sizeof *bs);
+	for (i = 0; i < n; i++) {
+		bs[i] = r->blocks[i];
+		bs[i]->pins++;
+	}
+	pthread_mutex_unlock(&fs->cache_lock);
+	for (i = 0; i < n && error == 0; i++)
+		error = fn(fs, bs[i]->index * CFS_BLOCK, bs[i]->data,
+		    bs[i]->len, arg);
+	pthread_mutex_lock(&fs->cache_lock);
+	for (i = 0; i < n; i++)
+		cfs_cache__unpin(bs[i]);
+	pthread_mutex_unlock(&fs->cache_lock);
+	free(bs);
+	return error;
+}
+
+/* Fresh attributes of a remote path, if known: 1, else 0. */
+void
+cfs_cache_free(struct cfs *fs)
+{
+	struct cache *c = C(fs);
+	struct rec *r, *next;
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->nbuckets; i++) {
+		for (r = c->buckets[i]; r != NULL; r = next) {
+			next = r->hnext;
+			cfs_cache__remove(fs, r);
+		}
+	}
+	free(c->buckets);
+	free(c);
+	fs->cache = NULL;
+	pthread_mutex_destroy(&fs->cache_lock);
+}
+

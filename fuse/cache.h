@@ -1,0 +1,86 @@
+/* cache.h — the cache's insides, shared by cache.c, cache_read.c and cache_attr.c. */
+
+#ifndef CFS_CACHE_H
+#define CFS_CACHE_H
+
+#include "cfs.h"
+
+/*
+ * One record per remote path: its attributes as last seen, and the blocks
+ * of its contents fetched so far (CFS_BLOCK bytes each, one PREAD each).
+ * Blocks belong to one version of the file (size and mtime); when a reply
+ * or an event shows another version, the old blocks are dropped. A FUSE
+ * read that needs a block still in flight waits on it instead of fetching
+ * it twice. Ready blocks sit on an LRU list bounded by CLUSTERPLEX_FUSE_CACHE_MB.
+ * Everything here is under fs->cache_lock.
+ */
+
+enum { B_PENDING, B_READY };
+
+struct reader;
+
+struct block {
+	struct rec *rec;	/* NULL once dropped; freed when unpinned */
+	uint64_t index;
+	uint8_t *data;
+	uint32_t len;
+	int state;
+	int error;		/* why the fetch failed */
+	unsigned pins;		/* fetch in flight, readers, stores */
+	struct reader **waiters;
+	size_t nwaiters;
+	struct block *lru_prev, *lru_next;
+};
+
+struct rec {
+	char *path;
+	char *worker;
+	struct cpx_attr attr;
+	int has_attr;
+	uint64_t attr_expires;	/* cpx_now_ms() */
+	struct block **blocks;
+	size_t nblocks;
+	size_t nready;
+	int want_store;		/* fetched ahead: push into the kernel when whole */
+	int stable;		/* reported finished, unchanged since */
+	uint64_t stored_ino;	/* the inode whose page cache holds it all */
+	struct rec *hnext;
+};
+
+struct reader {
+	fuse_req_t req;
+	uint64_t off;
+	size_t size;
+	unsigned missing;
+	int error;
+	struct block **blocks;
+	size_t nb;
+};
+
+struct cache {
+	struct rec **buckets;
+	size_t nbuckets, nrecs;
+	size_t bytes, budget;
+	struct block lru;	/* sentinel: lru.lru_next is the most recent */
+};
+
+#define BUCKETS 4096
+#define PREAD_TTL_MS 1000
+#define EVENT_TTL_MS 60000	/* the watch reports any later change */
+#define NEAR (4u << 20)	/* reads this close to the last count as sequential */
+
+#define C(fs) ((struct cache *)(fs)->cache)
+
+/* cache.c */
+struct rec *cfs_cache__rec(struct cfs *fs, const char *path, int create);
+struct block *cfs_cache__block(struct cfs *fs, struct rec *r, uint64_t index);
+void cfs_cache__unpin(struct block *b);
+void cfs_cache__touch(struct cache *c, struct block *b);
+void cfs_cache__set_attr(struct cfs *fs, struct rec *r,
+    const struct cpx_attr *a, uint64_t ttl_ms);
+void cfs_cache__remove(struct cfs *fs, struct rec *r);
+
+/* cache_read.c */
+void cfs_cache__wake(struct block *b);
+
+#endif /* CFS_CACHE_H */

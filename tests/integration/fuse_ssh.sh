@@ -1,0 +1,98 @@
+#!/bin/bash
+# fuse_ssh.sh — the product binary over real SSH: a throwaway sshd on
+# loopback runs the worker's agent as its forced command. Segments arrive
+# through the mount; a wrong pinned host key or an unknown worker is
+# refused at ROUTE_ADD; sshd going away fails reads fast; sshd back, the
+# daemon reconnects by itself.
+set -eu -o pipefail
+FZ_TRANSPORT=ssh
+. "$(dirname "$0")/fuse_lib.sh"
+fz_require python3 ssh-keygen
+fz_setup
+fz_worker w1
+fz_sshd w1
+fz_mount CLUSTERPLEX_KEEPALIVE_MS=300 CLUSTERPLEX_FUSE_TIMEOUT_MS=2000
+S=Transcode/Sessions
+mkdir -p "$FZ/mnt/$S/a" "$FZ/mnt/$S/bad"
+fz_route "$S/a" job-a w1
+[ -d "$FZ/w1/$S/a" ] || fz_fail "the worker does not watch the folder"
+fz_ok "ROUTE_OK over SSH (host key pinned)"
+
+W=$FZ/w1/$S/a
+head -c 3000000 /dev/urandom >"$W/chunk-stream0-00001.m4s.tmp"
+mv "$W/chunk-stream0-00001.m4s.tmp" "$W/chunk-stream0-00001.m4s"
+for i in $(seq 100); do
+	cmp -s "$W/chunk-stream0-00001.m4s" "$FZ/mnt/$S/a/chunk-stream0-00001.m4s" && break
+	sleep 0.05
+done
+cmp "$W/chunk-stream0-00001.m4s" "$FZ/mnt/$S/a/chunk-stream0-00001.m4s" ||
+	fz_fail "segment differs through the mount"
+head -c 40000000 /dev/urandom >"$W/big"
+cmp "$W/big" "$FZ/mnt/$S/a/big" || fz_fail "large file differs through the mount"
+grep -q "w1: lane 1: file service ready" "$FZ/fuse.log" ||
+	fz_fail "the second connection never came up"
+fz_ok "segments and a 40 MB file identical over SSH, on two connections"
+
+# Another host key than the pinned one: refused, and said so.
+python3 - "$FZ/run/fuse.sock" "$S/bad" "$(cat "$FZ/ssh/port_w1")" "$FZ/ssh/id_ed25519.pub" <<'EOF'
+import sys, fuse_wire as w
+sock, d, port, other = sys.argv[1:]
+ep = {"name": "w1-imposter", "host": "127.0.0.1", "port": int(port), "user": "root",
+      "host_key": " ".join(open(other).read().split()[:2])}
+kind, ident, payload = w.route_add(w.control(sock), 5, d, "job-bad", ep)
+assert kind == w.MSG["ERROR"] and b"host-key" in payload, (kind, payload)
+EOF
+grep -q '"Transcode/Sessions/bad"' "$FZ/run/fuse-routes.json" && fz_fail "refused route persisted"
+fz_ok "a worker presenting another host key is refused (ERROR host-key)"
+
+# A worker that never answers, and a shim that stops waiting (it runs the
+# job locally then, without ROUTE_DEL): the route must not stay behind.
+mkdir -p "$FZ/mnt/$S/mute"
+python3 - "$FZ/run/fuse.sock" "$S/mute" <<'EOF'
+import json, socket, sys, time, fuse_wire as w
+sock, d = sys.argv[1:]
+mute = socket.socket()
+mute.bind(("127.0.0.1", 0))
+mute.listen(8)                          # accepts TCP, never says a word
+ep = {"name": "mute", "host": "127.0.0.1", "port": mute.getsockname()[1],
+      "user": "root", "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN"}
+c = w.control(sock)
+c.send(w.MSG["ROUTE_ADD"], 1, json.dumps({"dir": d, "job": "j", "worker": ep}).encode())
+try:
+    m = c.recv(0.5)
+    sys.exit("an answer came from a mute worker: %r" % (m,))
+except socket.timeout:
+    pass
+c.sock.close()                          # the shim gives up
+time.sleep(0.5)
+EOF
+grep -q '"Transcode/Sessions/mute"' "$FZ/run/fuse-routes.json" &&
+	fz_fail "a route nobody waits for stayed"
+echo local >"$FZ/mnt/$S/mute/temp-0.srt"
+[ -f "$FZ/mnt/$S/mute/temp-0.srt" ] && [ ! -e "$FZ/w1/$S/mute" ] ||
+	fz_fail "the abandoned route still takes writes"
+fz_ok "a route abandoned by its shim before it was confirmed is withdrawn"
+
+# sshd and its sessions gone: reads fail within the bound, never hang.
+fz_kill_tree "$(cat "$FZ/sshd_w1.pid")"	# the listener, its sessions, the agents
+ms=$(fz_elapsed_ms cat "$FZ/mnt/$S/a/chunk-stream0-00002.m4s")
+[ "$ms" -lt 2500 ] || fz_fail "a lookup on a lost worker took $ms ms"
+if cat "$FZ/mnt/$S/a/chunk-stream0-00002.m4s" 2>/dev/null; then
+	fz_fail "a read on a lost worker succeeded"
+fi
+fz_ok "worker gone: errors in $ms ms"
+
+# sshd back on the same port: the route works again without the shim.
+/usr/sbin/sshd -D -f "$FZ/ssh/sshd_w1.conf" -E "$FZ/sshd_w1.log" &
+echo $! >"$FZ/sshd_w1.pid"
+echo back >"$W/chunk-stream0-00003.m4s"
+for i in $(seq 200); do
+	[ "$(cat "$FZ/mnt/$S/a/chunk-stream0-00003.m4s" 2>/dev/null)" = back ] && break
+	sleep 0.05
+done
+[ "$(cat "$FZ/mnt/$S/a/chunk-stream0-00003.m4s")" = back ] || fz_fail "no reconnect within 10 s"
+fz_ok "sshd back: reconnected by itself"
+rm -rf "$FZ/mnt/$S/a"
+[ -e "$W" ] && fz_fail "session folder not deleted on the worker"
+fz_ok "session deleted on the worker over SSH"
+fz_unmount
