@@ -15,7 +15,7 @@ compile="gcc libc6-dev make pkg-config libfuse3-dev libssh2-1-dev libuv1-dev
 libcjson-dev node-llhttp"
 build="$compile libcmocka-dev clang libclang-rt-14-dev"
 cluster="ffmpeg openssh-server openssh-client fuse3 sshfs iproute2 procps
-psmisc util-linux passwd python3 curl ca-certificates"
+psmisc util-linux passwd python3 curl ca-certificates faketime"
 containers="podman runc debootstrap slirp4netns python3-yaml iproute2 util-linux"
 browser="chromium"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "doctor.h"
 
 /* scripts/install-shim.sh recognises the shim by this string. */
 const char shim_marker[] = "CLUSTERPLEX-SHIM-MARKER " CPX_VERSION;
@@ -188,6 +188,12 @@ main(int argc, char **argv)
 		shim_config_free(&cfg);
 		return status;
 	}
+	if (argc >= 2 && strcmp(argv[1], "doctor") == 0) {
+		int status = shim_doctor_main(&cfg, argc, argv);
+
+		shim_config_free(&cfg);
+		return status;
+	}
 	if (argc == 2 && strcmp(argv[1], "--clusterplex-version") == 0) {
 		printf("%s\n", shim_marker + 24);
 		return 0;
@@ -201,5 +207,6 @@ main(int argc, char **argv)
 		cpx_info("running the job locally: %s", job.local);
 		shim_exec_local(&cfg, argv);
 	}
+	shim_note_inputs(&cfg, &job);
 	run_remote(&cfg, &job, argv);
 }

@@ -9,7 +9,7 @@
 DISP_LIB_SOURCED=1
 
 TOP=$(cd "$(dirname -- "$0")/../.." && pwd)
-DISP_BIN=${DISP_BIN:-$TOP/build/clusterplex-dispatcher}
+DISP_BIN=${DISP_BIN:-$TOP/${BUILD:-build}/clusterplex-dispatcher}
 DISP_PORT=${DISP_TEST_PORT:-13563}
 DISP_URL=http://127.0.0.1:$DISP_PORT
 TOKEN=dispatcher-test-token-5f2a
