@@ -228,13 +228,18 @@ def compose_problems(doc, stack, known_vars):
     return out
 
 
+def shared_transcode(svc):
+    v = str(env_map(svc).get("CLUSTERPLEX_SHARED_TRANSCODE", "false"))
+    return v.strip('"').lower() in ("true", "1", "yes", "on")
+
+
 def fuse_problems(doc):
-    """PMS mounts clusterplex-fuse unless CLUSTERPLEX_FUSE is false."""
+    """PMS mounts clusterplex-fuse unless CLUSTERPLEX_SHARED_TRANSCODE."""
     out = []
     plex = doc["services"].get("plex")
     if plex is None:
         return ["no service named plex"]
-    if str(env_map(plex).get("CLUSTERPLEX_FUSE", "true")).lower() == "false":
+    if shared_transcode(plex):
         return []
     devices = [str(d).split(":")[0] for d in plex.get("devices") or []]
     if "/dev/fuse" not in devices:
@@ -287,7 +292,7 @@ def stack_problems(doc):
     if media(plex) != media(worker) or not media(plex):
         out.append(f"media paths differ: plex {sorted(media(plex))}, "
                    f"plex-worker {sorted(media(worker))}")
-    if str(env_map(plex).get("CLUSTERPLEX_FUSE", "true")).lower() == "false":
+    if shared_transcode(plex):
         tp = lambda svc: {volume_target(v)[0] for v in svc.get("volumes") or []
                           if volume_target(v)[1] == "/transcode"}
         if not tp(plex) or tp(plex) != tp(worker):
@@ -518,14 +523,19 @@ def values_problems(values, srcvars, docvars, known_vars):
              "shim": ["pms"], "fuse": ["pms"],
              "common": ["dispatcher", "worker", "pms"]}
     from_secret = {"CLUSTERPLEX_TOKEN"}
+    envs = {c: (values.get(c) or {}).get("env") or {}
+            for c in ("dispatcher", "worker", "pms")}
     for part, comps in where.items():
         for var in sorted(srcvars.get(part, ())):
             if not CONFIG_VAR.match(var) or var in from_secret:
                 continue
-            for comp in comps:
-                env = (values.get(comp) or {}).get("env") or {}
-                if var not in env:
-                    out.append(f"{part} reads {var}; values.yaml has no {comp}.env.{var}")
+            missing = [c for c in comps if var not in envs[c]]
+            # common/ is linked into every binary but a setting there is
+            # read by some of them: one component's key is enough.
+            if part == "common" and len(missing) < len(comps):
+                continue
+            for comp in missing:
+                out.append(f"{part} reads {var}; values.yaml has no {comp}.env.{var}")
     for comp, names in sorted(docvars.items()):
         env = (values.get(comp) or {}).get("env") or {}
         for var in sorted(names):

@@ -13,7 +13,8 @@
 # it; the transcode ran on a worker container (files in its /transcode,
 # none on PMS's disk); the segments read through clusterplex-fuse in the
 # PMS container equal the worker's; the fake PMS got the progress and
-# manifest callbacks from 127.0.0.1; the images' health checks pass; the
+# manifest callbacks from 127.0.0.1; PMS's codec set followed the job
+# into the worker's /config; the images' health checks pass; the
 # dispatcher runs as non-root on a read-only root; a worker's sshd lets
 # PMS's key run the agent only; a SIGKILL of the shim in PMS's container
 # ends the transcoder on the worker within a second. Then the PMS side as a docker mod: the
@@ -234,6 +235,19 @@ ok "the shim is in place of Plex Transcoder after the Plex package was reinstall
 
 # --- one transcode, as PMS starts it ---------------------------------------------
 
+# PMS keeps the codecs its transcoder loads in its config folder, and a
+# job's FFMPEG_EXTERNAL_LIBS names that set; the set follows the job to
+# the worker (docs/workers.md). A stand-in set where the fixture says.
+codecs=$(/usr/bin/python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))["env"]["FFMPEG_EXTERNAL_LIBS"]
+print(v.replace("\\ ", " ").rstrip("/"))' "$repo/tests/fixtures/dash-remux.json")
+codec_set=${codecs##*/}
+podman exec "$P-pms" s6-setuidgid abc sh -c 'mkdir -p "$1" &&
+    head -c 300000 /dev/urandom >"$1/libh264_decoder.so" &&
+    printf tiny >"$1/libaac_encoder.so"' sh "$codecs" ||
+	fail "cannot make PMS's codec set"
+
 # PMS hands its own environment (the container's, through with-contenv)
 # to its transcoder; play-fixture starts from the fixture's, so ClusterPlex's
 # settings are added from PMS's environment.
@@ -263,6 +277,11 @@ owner=$(podman exec "$P-$w" stat -c %u "$DIR/init-stream0.m4s") ||
 on_disk=$(find "$tmp/pms-transcode" -type f | wc -l)
 [ "$on_disk" = 0 ] || fail "$on_disk files on PMS's own transcode folder"
 ok "the transcode ran on $w as PUID 1000; nothing on PMS's disk"
+
+setsums() { podman exec "$P-$1" sh -c "cd '$2' && sha256sum lib*.so"; }
+[ "$(setsums "$w" "/config/clusterplex/codecs/$codec_set")" = \
+    "$(setsums pms "$codecs")" ] || fail "$w's copy of codec set $codec_set differs"
+ok "codec set $codec_set followed the job into $w's /config"
 
 # Every segment PMS reads through fuse equals the worker's file.
 sums() { podman exec "$P-$1" sh -c "cd '$DIR' && sha256sum *.m4s | sort -k2"; }
