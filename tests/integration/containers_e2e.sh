@@ -16,7 +16,8 @@
 # manifest callbacks from 127.0.0.1; PMS's codec set followed the job
 # into the worker's /config; the images' health checks pass; the
 # dispatcher runs as non-root on a read-only root; a worker's sshd lets
-# PMS's key run the agent only; a SIGKILL of the shim in PMS's container
+# PMS's key run the agent only; `clusterplex-shim doctor` passes every
+# check in PMS's container; a SIGKILL of the shim in PMS's container
 # ends the transcoder on the worker within a second. Then the PMS side as a docker mod: the
 # plain base image with DOCKER_MODS gets the mod's packages installed, the
 # shim in place, fuse mounted and the pool running.
@@ -344,6 +345,31 @@ esac
 out=$(sshw root@w1 id) || true
 case $out in *"Permission denied"*) ;; *) fail "w1 and root: $out" ;; esac
 ok "w1's sshd: PMS's key gets the agent only (no command, no forwarding, no root)"
+
+# --- clusterplex-shim doctor, in PMS's container ---------------------------------
+
+# Plex's own setting, as a user makes it (Settings, Transcoder): the
+# transcode folder is /transcode. Then every check of the doctor must pass
+# in this deployment: dispatcher, token, fuse, and on each worker SSH, the
+# pinned host key, the forced command, the agent, transcoder, codecs,
+# transcode folder, media and clock.
+podman exec "$P-pms" s6-setuidgid abc sh -c 'mkdir -p "$1" && printf "%s\n" \
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?>" \
+    "<Preferences TranscoderTempDirectory=\"/transcode\"/>" >"$1/Preferences.xml"' \
+    sh "/config/Library/Application Support/Plex Media Server"
+podman exec "$P-pms" with-contenv s6-setuidgid abc clusterplex-shim doctor --json \
+    >"$logs/doctor.json" 2>&1 || true
+/usr/bin/python3 - "$logs/doctor.json" <<'PY' || fail "doctor (build/containers-e2e/doctor.json)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+bad = [f'{c["check"]} {c.get("target", "")}: {c["message"]}'
+       for c in d["checks"] if c["status"] != "pass"]
+for b in bad:
+    print("doctor: " + b, file=sys.stderr)
+sys.exit(1 if bad or not d["ok"] else 0)
+PY
+ok "clusterplex-shim doctor in PMS's container: $(/usr/bin/python3 -c '
+import json, sys; print(len(json.load(open(sys.argv[1]))["checks"]))' "$logs/doctor.json") checks passed"
 
 # --- PMS's SIGKILL stops the remote transcoder ----------------------------------
 
