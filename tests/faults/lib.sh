@@ -11,13 +11,14 @@ F_CHECK=$F_DIR/check.py
 F_RESULTS=$F_OUT/results.tsv
 F_SCENARIO=
 F_FAILED=0
+F_T0=0
 # Checks that fail because of a defect reported to another part's owner:
 # "scenario/invariant" words, recorded XFAIL instead of FAIL; one that
 # passes is recorded XPASS (take it off the list). docs/RELIABILITY.md,
 # "Known defects", says what each is. CPX_FAULTS_XFAIL= makes them fail.
 #   fuse: a session folder PMS deletes while its worker is unreachable,
 #   or routed to a worker before its job moved to another, stays there.
-F_XFAIL=${CPX_FAULTS_XFAIL-sshd-killed/sessions namespace-killed/sessions link-cut/sessions disk-full/sessions final/sessions}
+F_XFAIL=${CPX_FAULTS_XFAIL-sshd-killed/sessions sshd-down/sessions namespace-killed/sessions link-cut/sessions disk-full/sessions final/sessions}
 declare -A JOB_SESSION JOB_BG JOB_PMS
 
 f_log() { echo "[$(date +%T.%3N)] $*"; }

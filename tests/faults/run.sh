@@ -18,7 +18,7 @@
 #              nothing of them is left on the PMS host or any worker
 #
 # Scenarios (default: all, in this order): agent-killed sshd-killed
-# namespace-killed link-cut dispatcher-restart dispatcher-frozen
+# sshd-down namespace-killed link-cut dispatcher-restart dispatcher-frozen
 # serve-killed shim-killed transcoder-crash disk-full.
 #
 # Environment: CPX_CLUSTER (default relf), CPX_WORKERS (3), FAULTS_KILLS
@@ -48,7 +48,7 @@ B_JOBS=5	# the job list settles (3 heartbeats + 2)
 B_GRACE=18	# a placed job that never started ends (start grace 15 + 3)
 B_GONE=15	# session folders gone everywhere after PMS's delete
 
-ALL="agent-killed sshd-killed namespace-killed link-cut dispatcher-restart
+ALL="agent-killed sshd-killed sshd-down namespace-killed link-cut dispatcher-restart
 dispatcher-frozen serve-killed shim-killed transcoder-crash disk-full"
 
 # --- faults -----------------------------------------------------------------------
@@ -128,6 +128,27 @@ fault_sshd_killed() {
 	probe_check "$B_MOUNT"
 	heal
 	sessions_gone "$B_GONE" s1 s1n
+}
+
+fault_sshd_down() {
+	scenario sshd-down "sshd of an idle worker dies, agent serve keeps heartbeating; its PMS session's next job"
+	local got
+	pin_to 1
+	job_start h1 --fixture "$CPX_REPO/tests/fixtures/dash-remux.json"
+	got=$(job_wait h1 30)
+	unpin
+	[ "${got% *}" = "exit 0" ] || { f_check setup false; return; }
+	F_T0=$(now_s)
+	kill -KILL $(worker_procs 1 sshd)
+	# Session affinity sends the next job to w1, which is still listed.
+	job_next h1n 1 --pms-session "${JOB_PMS[h1]}"
+	job_next h2n 1
+	f_check jobs f_py jobs --wait "$B_JOBS"
+	f_check orphans f_py procs
+	pms_delete h1 h1n h2n
+	probe_check "$B_MOUNT"
+	heal
+	sessions_gone "$B_GONE" h1 h1n h2n
 }
 
 fault_namespace_killed() {
