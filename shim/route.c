@@ -12,7 +12,12 @@
 
 #include "shim.h"
 
-#define ROUTE_TIMEOUT_MS 2000
+/*
+ * fuse answers ROUTE_ADD once the worker watches the folder: on a cold
+ * worker that includes fuse's own SSH connection, which our SSH timeout
+ * bounds for us too; the rest is slack for one round trip on a busy host.
+ */
+#define ROUTE_SLACK_MS 2000
 
 static int
 route_connect(const char *path)
@@ -144,7 +149,8 @@ shim_route(const struct shim_config *cfg, int type, const char *dir,
 		cpx_set_cause(cause, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	answer = read_answer(fd, cpx_now_ms() + ROUTE_TIMEOUT_MS, &msg);
+	answer = read_answer(fd, cpx_now_ms() + (uint64_t)cfg->ssh_timeout_ms +
+	    ROUTE_SLACK_MS, &msg);
 	if (answer != CPX_MSG_ROUTE_OK) {
 		error = answer < 0 ? answer : -EPROTO;
 		cpx_set_cause(cause, "fuse refused the route for %s: %s", dir,
