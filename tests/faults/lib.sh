@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh — sourced by tests/faults/run.sh: jobs played through ClusterPlex
 # on the test cluster, the faults done to it, the repairs, and the record
 # of every invariant checked (build/faults/results.tsv).
