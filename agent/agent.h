@@ -40,6 +40,7 @@ struct agent_config {
 	struct agent_path_map path_map;	/* CLUSTERPLEX_PATH_MAP */
 	long link_timeout_ms;	/* CLUSTERPLEX_LINK_TIMEOUT_MS, default 10000 */
 	long max_tasks;		/* CLUSTERPLEX_MAX_TASKS, default: CPU count */
+	long min_free_mb;	/* CLUSTERPLEX_MIN_FREE_MB, default 100 */
 
 	/* Codec sets and EasyAudioEncoder (docs/workers.md). */
 	char *codec_cache;	/* CLUSTERPLEX_CODEC_CACHE */

@@ -151,7 +151,9 @@ load_common(struct agent_config *cfg, char **cause)
 	if (load_path_map(cfg, cause) != 0 || load_codecs(cfg, cause) != 0)
 		return -EINVAL;
 	if (cpx_env_long("CLUSTERPLEX_LINK_TIMEOUT_MS", 10000, 1000, 600000,
-	    &cfg->link_timeout_ms, cause) != 0)
+	    &cfg->link_timeout_ms, cause) != 0 ||
+	    cpx_env_long("CLUSTERPLEX_MIN_FREE_MB", 100, 0, 1048576,
+	    &cfg->min_free_mb, cause) != 0)
 		return -EINVAL;
 	return cpx_env_long("CLUSTERPLEX_MAX_TASKS", cpus > 0 ? cpus : 1, 1,
 	    1024, &cfg->max_tasks, cause);

@@ -290,6 +290,12 @@ on_job(struct job *j, const struct cpx_frame *f)
 		refuse(j, CPX_ERR_SPEC, cause);
 		goto out;
 	}
+	/* The session folder's file system: it may be its own mount. */
+	if (agent_root_space(j->worker_cwd, j->cfg->min_free_mb, msg,
+	    sizeof msg) != 0) {
+		refuse(j, CPX_ERR_BUSY, msg);
+		goto out;
+	}
 	if (j->spec.tunnel && job_listen(j, &cause) != 0) {
 		refuse(j, CPX_ERR_EXEC, cause);
 		goto out;

@@ -130,5 +130,7 @@ char *agent_state_write(const char *run_dir, const struct cpx_jobspec *js,
     pid_t pid, uint64_t started_ms, const char *cwd);
 void agent_state_remove(const char *path);
 int agent_state_running(const char *run_dir);
+int agent_root_space(const char *dir, long min_free_mb, char *msg,
+    size_t len);
 
 #endif /* AGENT_JOB_H */
