@@ -52,7 +52,7 @@ fuzz-long: fuzz-build
 # root. Each step is a sub-make so that nothing compiles before deps.sh
 # has installed the compiler. CHECK_STEPS lets a developer run a subset.
 CHECK_DEPS  ?= build cluster browser containers
-CHECK_STEPS ?= all unit integration faults fuzz san-check containers
+CHECK_STEPS ?= all unit integration faults load fuzz san-check containers
 
 check:
 	scripts/deps.sh $(CHECK_DEPS)

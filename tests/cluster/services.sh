@@ -152,7 +152,7 @@ cluster__start_sshd() {
 cluster_spawn() {
 	local -
 	set +e +o pipefail	# whatever the caller set
-	local h=$1 name=$2 user="" envf="" line
+	local h=$1 name=$2 user="" envf=""
 	local -a sets=() envv
 	shift 2
 	while [ $# -gt 0 ]; do
@@ -174,13 +174,15 @@ cluster_spawn() {
 	if [ -n "$user" ]; then
 		envv+=("HOME=$(getent passwd "$user" | cut -d: -f6)" "USER=$user" "LOGNAME=$user")
 	fi
+	# The env file's lines are exported by a shell reading them from fd 5,
+	# never put on a command line: they hold tokens, and ps shows argv.
 	if [ -n "$envf" ]; then
-		while IFS= read -r line || [ -n "$line" ]; do
-			case $line in '' | '#'*) continue ;; esac
-			envv+=("$line")
-		done <"$envf"
+		# shellcheck disable=SC2016
+		envv+=(/bin/sh -c 'while IFS= read -r l || [ -n "$l" ]; do
+			case $l in "" | "#"*) ;; *) export "$l" ;; esac
+			done <&5; exec 5<&-; exec "$@"' envfile)
 	fi
-	envv+=("${sets[@]}")
+	[ ${#sets[@]} = 0 ] || envv+=(env "${sets[@]}")
 	[ -z "$user" ] || envv+=(setpriv --reuid="$user" --regid="$user" --init-groups --)
 	rm -f "$pidf" "$pidf.tmp" "${pidf%.pid}.status"
 	echo "=== $(date '+%F %T') $h: $*" >>"$log"
@@ -189,7 +191,7 @@ cluster_spawn() {
 	(nsenter --net="/run/netns/$CPX_CLUSTER-$h" --mount="$CPX_STATE/ns/$h" --wd=/ -- \
 		setsid /bin/sh -c 'echo $$ >&3; exec 3>&-; "$@" 4>&-; echo $? >&4' \
 		sh "${envv[@]}" "$@" 3>"$pidf.tmp" 4>"${pidf%.pid}.status" \
-		</dev/null >>"$log" 2>&1 &)
+		5<"${envf:-/dev/null}" </dev/null >>"$log" 2>&1 &)
 	local end=$((SECONDS + 5))
 	while [ ! -s "$pidf.tmp" ]; do
 		[ $SECONDS -lt $end ] || { cluster__err "$name on $h did not start"; return; }
