@@ -35,7 +35,6 @@ void cpx_log_init(const char *progname);
 void cpx_log_set_level(enum cpx_log_level level);
 int cpx_log_parse_level(const char *s, enum cpx_log_level *out);
 void cpx_log_add_secret(const char *secret);
-void cpx_log_redact(char *line);
 void cpx_log(enum cpx_log_level level, const char *func, const char *fmt, ...)
     CPX_PRINTF(3, 4);
 void cpx_logv(enum cpx_log_level level, const char *func, const char *fmt,

@@ -100,19 +100,24 @@ mask_after(char *line, const char *key, const char *stop)
 /*
  * Rewrites `line` in place so that no registered secret and no Plex token
  * in a URL query or header survives. Masking keeps the length, so the
- * surrounding text stays readable.
+ * surrounding text stays readable. Secrets are searched for in an
+ * unmasked copy: masking one occurrence must not hide the rest of an
+ * overlapping one ("ab" + "abc" of secret "abc" would leave "bc").
  */
-void
-cpx_log_redact(char *line)
+static void
+redact(char *line)
 {
+	char orig[LOG_LINE_MAX];
+	const char *p;
+	size_t n;
 	int i;
-	char *p;
 
+	(void)snprintf(orig, sizeof orig, "%s", line);
 	for (i = 0; i < log_nsecrets; i++) {
-		size_t n = strlen(log_secrets[i]);
-
-		while ((p = strstr(line, log_secrets[i])) != NULL)
-			mask_span(p, n);
+		n = strlen(log_secrets[i]);
+		for (p = strstr(orig, log_secrets[i]); p != NULL;
+		    p = strstr(p + 1, log_secrets[i]))
+			mask_span(line + (p - orig), n);
 	}
 	mask_after(line, "X-Plex-Token=", "&# \"'");
 	mask_after(line, "X-Plex-Token: ", "\r\n\"'");
@@ -181,10 +186,11 @@ cpx_logv(enum cpx_log_level level, const char *func, const char *fmt,
 	if (level > log_level)
 		return;
 	n = format_prefix(line, sizeof line - 1, level, func);
+	/* A line that fills the buffer exactly may have been cut too. */
 	cut = vsnprintf(line + n, sizeof line - n - 1, fmt, ap) >=
-	    (int)(sizeof line - n - 1);
+	    (int)(sizeof line - n - 2);
 	flatten(line + n);
-	cpx_log_redact(line);
+	redact(line);
 	if (cut)
 		redact_cut(line);
 	n = strlen(line);
