@@ -35,7 +35,7 @@
  * spread over the connections (bench/fuse.sh: 128 KiB beat 512 KiB on
  * both latency and throughput); large next to the per-request cost.
  */
-#define CFS_BLOCK (128 * 1024)
+#define CFS_BLOCK CPX_PUSH_BLOCK
 
 /* config.c */
 
@@ -103,6 +103,9 @@ struct cfs_route {
 	uid_t uid;		/* owner of the local folder: remote files */
 	gid_t gid;		/* are shown as theirs (PUID/PGID setups) */
 	int watched;		/* loop thread: the worker reports changes */
+	uint32_t push_lanes;	/* lanes whose agent pushes its share of the
+				   folder's files (PUSH acknowledged on the
+				   connection up now); under route_lock */
 	struct cfs_waiter *waiters; /* loop thread: ROUTE_ADDs awaiting WATCH */
 	struct cfs_route *next;
 };
@@ -112,6 +115,7 @@ struct cfs_match {
 	char *worker;		/* its worker's name */
 	int is_dir;		/* the path is the routed folder itself */
 	int watched;
+	uint32_t push_lanes;
 	uid_t uid;
 	gid_t gid;
 };
@@ -140,6 +144,10 @@ int cfs_routes_endpoint(struct cfs *fs, const char *worker,
     struct cpx_endpoint *ep);
 void cfs_route_set(struct cfs *fs, struct cfs_route *r, uid_t uid, gid_t gid,
     int watched);
+void cfs_route_set_push(struct cfs *fs, const char *dir, const char *worker,
+    int lane, int on);
+void cfs_routes_push_off(struct cfs *fs, const char *worker, int lane);
+char **cfs_routes_of_worker(struct cfs *fs, const char *worker, size_t *n);
 void cfs_routes_free(struct cfs *fs);
 
 /* routing.c (loop thread): routes in action — watch, persist, answer. */
@@ -174,6 +182,7 @@ struct cfs_call {
 	int bulk;		/* a PREAD of file bytes: any connection will do */
 	int retried;		/* resent once after its connection was lost */
 	int warm;		/* no request: just connect this lane to worker */
+	int pinned;		/* for this lane's agent only (PUSH share) */
 	uint32_t id;
 	uint64_t deadline;	/* ms, uv loop clock */
 	uint64_t epoch;		/* connection it went out on, or must go on */
@@ -283,6 +292,7 @@ void cfs_lanes_warm(struct cfs *fs, const char *worker);
 void cfs_lane_enqueue(struct cfs_lane *lane, struct cfs_call *c);
 void cfs_lane_hand_back(struct cfs *fs, struct cfs_call *c);
 void cfs_lane_close_queue(struct cfs_lane *lane);
+void cfs_lane_submit(struct cfs *fs, int lane, struct cfs_call *c);
 
 /* cache.c: remote attributes and file blocks, with read-ahead. */
 
@@ -320,6 +330,12 @@ void cfs_cache_read(struct cfs *fs, fuse_req_t req, struct cfs_file *f,
     uint64_t off, size_t size);
 int cfs_cache_prefetch(struct cfs *fs, const char *worker, const char *path,
     const struct cpx_attr *a);
+struct cfs_identity {
+	uint64_t dev, ino;	/* the worker's key of its pushed contents */
+	uint32_t push_lanes;	/* lanes expected to push their share */
+};
+int cfs_cache_adopt(struct cfs *fs, const char *worker, const char *path,
+    const struct cpx_attr *a, const struct cfs_identity *id);
 int cfs_cache_complete(struct cfs *fs, const char *path);
 int cfs_cache_should_store(struct cfs *fs, const char *path, uint64_t ino);
 void cfs_cache_mark_stored(struct cfs *fs, const char *path, uint64_t ino);
@@ -339,6 +355,18 @@ void cfs_notify_expire(struct cfs *fs, fuse_ino_t parent, const char *name);
 void cfs_notify_inode(struct cfs *fs, fuse_ino_t ino);
 void cfs_notify_store(struct cfs *fs, const char *path);
 void cfs_notify_under(struct cfs *fs, const char *dir);
+
+/* push.c: contents pushed by workers (lane threads), and PUSH requests. */
+
+void cfs_push_frame(struct cfs *fs, struct cfs_worker *w, const uint8_t *p,
+    size_t n);
+void cfs_push_lane_up(struct cfs *fs, struct cfs_worker *w);
+void cfs_push_lane_down(struct cfs *fs, struct cfs_worker *w);
+void cfs_push_request(struct cfs *fs, const char *worker, const char *dir,
+    int lane);
+void cfs_push_unwatch(struct cfs *fs, const char *worker, const char *dir);
+void cfs_push_tick(struct cfs *fs);
+size_t cfs_push_bytes(struct cfs *fs);
 
 /* events.c (loop thread): FEVENTs from workers. */
 

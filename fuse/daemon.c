@@ -111,6 +111,7 @@ on_tick(uv_timer_t *t)
 
 	cfs_workers_tick(&fs->lanes[0]);
 	cfs_routing_tick(fs);
+	cfs_push_tick(fs);
 	if (++fs->tick_count % SWEEP_TICKS == 0)
 		cfs_cache_sweep(fs);
 	if (fs->init_done && !fs->readahead_set) {
