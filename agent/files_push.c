@@ -107,6 +107,24 @@ find_name(struct files_svc *s, int wd, const char *name)
 	return NULL;
 }
 
+/* st now has `name` in folder wd; a stream that had it before lost it. */
+static void
+claim_name(struct files_svc *s, struct files_stream *st, int wd,
+    const char *name)
+{
+	struct files_stream *old = find_name(s, wd, name);
+
+	if (old != NULL && old != st) {
+		free(old->name);
+		old->name = NULL;
+	}
+	if (st->name == NULL || strcmp(st->name, name) != 0) {
+		free(st->name);
+		st->name = cpx_xstrdup(name);
+	}
+	st->wd = wd;
+}
+
 static void
 send_control(struct files_svc *s, uint8_t kind, uint64_t dev, uint64_t ino,
     const struct cpx_attr *a)
@@ -151,6 +169,14 @@ stream_drop(struct files_svc *s, struct files_stream *st)
 	if (!st->done)
 		send_control(s, CPX_PUSH_DROP, st->dev, st->ino, NULL);
 	stream_free(s, st);
+}
+
+/* The file is gone: whatever the fuse side holds of it goes too. */
+static void
+stream_gone(struct files_svc *s, struct files_stream *st)
+{
+	st->done = 0;
+	stream_drop(s, st);
 }
 
 /* Too large to push: remembered, without its descriptor, so it is not reopened. */
@@ -217,14 +243,13 @@ stream_open(struct files_svc *s, const struct files_watch *w,
 	st->dev = (uint64_t)sb.st_dev;
 	st->ino = (uint64_t)sb.st_ino;
 	st->fd = fd;
-	st->wd = w->wd;
-	st->name = cpx_xstrdup(name);
 	st->share = w->share;
 	st->shares = w->shares;
 	st->max = w->push_max;
 	st->next_grow = w->share;
 	st->used = now_ms(s);
 	*slot = st;
+	claim_name(s, st, w->wd, name);
 	return st;
 }
 
@@ -296,13 +321,9 @@ files_push_modified(struct files_svc *s, struct files_watch *w,
 		}
 		close(fd);
 		st = find_ino(s, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino);
-		if (st != NULL) {
-			free(st->name);
-			st->name = cpx_xstrdup(name);
-			st->wd = w->wd;
-		} else if ((st = stream_open(s, w, w->path, name)) == NULL) {
+		if (st == NULL && (st = stream_open(s, w, w->path, name)) == NULL)
 			return;
-		}
+		claim_name(s, st, w->wd, name);
 	}
 	st->dirty = 1;
 	st->used = now_ms(s);
@@ -318,7 +339,7 @@ grow_one(struct files_svc *s, struct files_stream *st)
 	int error = 0;
 
 	if (fstat(st->fd, &sb) != 0 || sb.st_nlink == 0) {
-		stream_drop(s, st);
+		stream_gone(s, st);
 		return 0;
 	}
 	if ((uint64_t)sb.st_size > st->max) {
@@ -373,11 +394,9 @@ complete_stream(struct files_svc *s, struct files_task *t)
 			stream_free(s, st);	/* replaced meanwhile */
 			st = NULL;
 		}
-	} else {
-		free(st->name);
-		st->name = cpx_xstrdup(t->name);
-		st->wd = t->w.wd;
 	}
+	if (st != NULL)
+		claim_name(s, st, t->w.wd, t->name);
 	return st;
 }
 
@@ -519,7 +538,7 @@ files_push_deleted(struct files_svc *s, int wd, const char *name)
 		st->name = NULL;
 		return;
 	}
-	stream_drop(s, st);
+	stream_gone(s, st);
 }
 
 /* The folder is no longer watched: its streams end. */

@@ -97,11 +97,7 @@ static void
 detach(struct cfs *fs, struct block *b)
 {
 	struct rec *r = b->rec;
-
-	if (b->awaiting) {
-		b->awaiting = 0;
-		fetch(fs, r, b);
-	}
+	int awaited = b->awaiting;
 
 	r->blocks[b->index] = NULL;
 	if (b->state == B_READY) {
@@ -110,8 +106,14 @@ detach(struct cfs *fs, struct block *b)
 	}
 	lru_unlink(b);
 	b->rec = NULL;
-	if (b->pins == 0 && b->state != B_PENDING)
+	if (b->pins == 0 && (b->state != B_PENDING ||
+	    (awaited && b->nwaiters == 0))) {
 		block_free(b);
+	} else if (awaited) {
+		/* Readers wait on it. Last: a fetch failing at once frees b. */
+		b->awaiting = 0;
+		fetch(fs, r, b);
+	}
 }
 
 static void
@@ -424,10 +426,13 @@ cfs_cache_complete(struct cfs *fs, const char *path)
 	return complete;
 }
 
-/* Calls fn on each block of a complete record, outside the lock. */
+/*
+ * Calls fn on each block of a complete record, outside the lock; *version
+ * (if not NULL) is the version those blocks make up.
+ */
 int
 cfs_cache_each_block(struct cfs *fs, const char *path, cfs_block_fn fn,
-    void *arg)
+    void *arg, struct cpx_attr *version)
 {
 	struct block **bs = NULL;
 	struct rec *r;
@@ -441,6 +446,8 @@ cfs_cache_each_block(struct cfs *fs, const char *path, cfs_block_fn fn,
 		return -EAGAIN;
 	}
 	n = blocks_for(r->attr.size);
+	if (version != NULL)
+		*version = r->attr;
 	bs = cpx_xcalloc(n, sizeof *bs);
 	for (i = 0; i < n; i++) {
 		bs[i] = r->blocks[i];

@@ -52,6 +52,8 @@ struct reader {
 	fuse_req_t req;
 	uint64_t off;
 	size_t size;
+	int pinned;		/* the file's version at open: serve that only */
+	struct cpx_attr pin;
 	unsigned missing;
 	int error;
 	struct block **blocks;
@@ -88,6 +90,7 @@ struct cache {
 	struct pstream *streams;
 	size_t nstreams;
 	size_t push_bytes;	/* in streams; at most budget / 2 */
+	size_t reported_n, reported_bytes;	/* last logged */
 };
 
 #define BUCKETS 4096

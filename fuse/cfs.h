@@ -71,8 +71,18 @@ struct cfs_node {
 	unsigned refs;		/* children and open files */
 	int remote;		/* lives on a worker, not underneath the mount */
 	int unlinked;
+	int has_kver;		/* remote file: the kernel may cache pages of */
+	struct cpx_attr kver;	/* this version only (see remote.c) */
 	struct cfs_node *next_ino, *next_name;
 };
+
+/* Two attributes describe the same contents (a file's version). */
+static inline int
+cfs_same_version(const struct cpx_attr *a, const struct cpx_attr *b)
+{
+	return a->size == b->size && a->mtime_s == b->mtime_s &&
+	    a->mtime_ns == b->mtime_ns;
+}
 
 struct cfs;
 
@@ -93,6 +103,10 @@ typedef void (*cfs_node_visit)(struct cfs *fs, fuse_ino_t parent,
     const char *name, fuse_ino_t ino, void *arg);
 void cfs_node_walk_under(struct cfs *fs, const char *dir, cfs_node_visit fn,
     void *arg);
+int cfs_node_kernel_version(struct cfs *fs, fuse_ino_t ino,
+    const struct cpx_attr *cur);
+void cfs_node_stored_version(struct cfs *fs, fuse_ino_t ino,
+    const struct cpx_attr *v);
 
 /* route.c: which session folders live on which worker. */
 
@@ -308,6 +322,8 @@ struct cfs_file {
 	fuse_ino_t ino;
 	uint64_t next_off;	/* read-ahead: where a sequential read goes next */
 	unsigned ra_blocks;
+	int pinned;		/* remote, opened complete: reads of `pin` only */
+	struct cpx_attr pin;
 	struct cfs_file *prev, *next;	/* fs->files: freed at exit if the
 					   kernel never released them */
 };
@@ -315,6 +331,8 @@ struct cfs_file {
 void cfs_files_add(struct cfs *fs, struct cfs_file *f);
 void cfs_files_remove(struct cfs *fs, struct cfs_file *f);
 void cfs_files_free(struct cfs *fs);
+int cfs_files_pinned_other(struct cfs *fs, fuse_ino_t ino,
+    const struct cpx_attr *v);
 void cfs_cache_init(struct cfs *fs);
 void cfs_cache_free(struct cfs *fs);
 int cfs_cache_attr(struct cfs *fs, const char *path, struct cpx_attr *a);
@@ -342,7 +360,7 @@ void cfs_cache_mark_stored(struct cfs *fs, const char *path, uint64_t ino);
 typedef int (*cfs_block_fn)(struct cfs *fs, uint64_t off, const uint8_t *p,
     size_t n, void *arg);
 int cfs_cache_each_block(struct cfs *fs, const char *path, cfs_block_fn fn,
-    void *arg);
+    void *arg, struct cpx_attr *version);
 void cfs_cache_sweep(struct cfs *fs);
 size_t cfs_cache_bytes(struct cfs *fs);
 

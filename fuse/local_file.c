@@ -49,6 +49,25 @@ cfs_files_remove(struct cfs *fs, struct cfs_file *f)
 	pthread_mutex_unlock(&fs->files_lock);
 }
 
+/*
+ * Whether a remote file open on node ino is pinned to another version
+ * than v: the kernel's pages of that node must then be left alone.
+ */
+int
+cfs_files_pinned_other(struct cfs *fs, fuse_ino_t ino,
+    const struct cpx_attr *v)
+{
+	struct cfs_file *f;
+	int other = 0;
+
+	pthread_mutex_lock(&fs->files_lock);
+	for (f = fs->files; f != NULL && !other; f = f->next)
+		other = f->remote && f->ino == ino && f->pinned &&
+		    !cfs_same_version(&f->pin, v);
+	pthread_mutex_unlock(&fs->files_lock);
+	return other;
+}
+
 void
 cfs_files_free(struct cfs *fs)
 {

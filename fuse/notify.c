@@ -143,13 +143,24 @@ static void
 store(struct cfs *fs, const char *path)
 {
 	fuse_ino_t ino = cfs_node_find_path(fs, path);
+	struct cpx_attr version;
 	int error;
 
 	if (ino == 0 || !cfs_cache_should_store(fs, path, ino))
 		return;		/* unknown to the kernel (reads come to us), or done */
-	error = cfs_cache_each_block(fs, path, store_block, &ino);
-	if (error == 0)
+	/*
+	 * A reader still pinned to another version of the file reads the
+	 * kernel's pages: new ones would mix with the old under its feet.
+	 * Later opens drop the old pages and read from us.
+	 */
+	if (cfs_cache_last_attr(fs, path, &version) &&
+	    cfs_files_pinned_other(fs, ino, &version))
+		return;
+	error = cfs_cache_each_block(fs, path, store_block, &ino, &version);
+	if (error == 0) {
 		cfs_cache_mark_stored(fs, path, ino);
+		cfs_node_stored_version(fs, ino, &version);
+	}
 	else if (error != -EAGAIN)
 		cpx_debug("store %s: %s", path, strerror(-error));
 }

@@ -293,7 +293,11 @@ adopt_block(struct cfs *fs, struct pstream *ps, struct rec *r, size_t i,
 		hand_over(fs, ps, r, b, i);
 		return HANDED;
 	}
-	if (ps != NULL && (id->push_lanes & (1u << share)) &&
+	/*
+	 * Lane 0 said DONE or DROP right before the event: its share is
+	 * final. Another lane's may still be on its way.
+	 */
+	if (ps != NULL && share != 0 && (id->push_lanes & (1u << share)) &&
 	    !share_ok(ps, share, &r->attr) && !(ps->dropped & (1u << share))) {
 		cfs_cache__block_await(fs, r, i);
 		return AWAITED;
@@ -457,6 +461,20 @@ cfs_push_unwatch(struct cfs *fs, const char *worker, const char *dir)
 	}
 }
 
+/* What is held, when it changed (debug): tests watch it drain. */
+static void
+report(struct cfs *fs)
+{
+	struct cache *c = C(fs);
+
+	if (c->nstreams == c->reported_n && c->push_bytes == c->reported_bytes)
+		return;
+	c->reported_n = c->nstreams;
+	c->reported_bytes = c->push_bytes;
+	cpx_debug("pushed contents held: %zu files, %zu bytes", c->nstreams,
+	    c->push_bytes);
+}
+
 /* Loop thread, every tick: silent awaited shares are fetched; idle streams go. */
 void
 cfs_push_tick(struct cfs *fs)
@@ -477,6 +495,7 @@ cfs_push_tick(struct cfs *fs)
 			stream_free(fs, ps);
 		}
 	}
+	report(fs);
 	pthread_mutex_unlock(&fs->cache_lock);
 }
 

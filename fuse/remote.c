@@ -310,8 +310,9 @@ cfs_remote_setattr(struct cfs *fs, fuse_req_t req, fuse_ino_t ino, char *path,
 	setattr_next(op);
 }
 
+/* pin: the version its reads are limited to, or NULL. */
 static struct cfs_file *
-remote_file(struct cfs_rop *op, fuse_ino_t ino)
+remote_file(struct cfs_rop *op, fuse_ino_t ino, const struct cpx_attr *pin)
 {
 	struct cfs_file *f = cpx_xcalloc(1, sizeof *f);
 
@@ -320,6 +321,10 @@ remote_file(struct cfs_rop *op, fuse_ino_t ino)
 	f->path = cpx_xstrdup(op->path);
 	f->worker = cpx_xstrdup(op->m.worker);
 	f->ino = ino;
+	if (pin != NULL) {
+		f->pin = *pin;
+		f->pinned = 1;
+	}
 	cfs_files_add(op->fs, f);
 	return f;
 }
@@ -342,7 +347,7 @@ on_open(struct cfs *fs, struct cfs_call *c, int status, struct cpx_reader *r)
 		cfs_rop_free(op);
 		return;
 	}
-	f = remote_file(op, op->ino ? op->ino : 0);
+	f = remote_file(op, op->ino ? op->ino : 0, NULL);
 	f->rhandle = h;
 	f->epoch = c->epoch;
 	f->has_rhandle = 1;
@@ -361,8 +366,75 @@ on_open(struct cfs *fs, struct cfs_call *c, int status, struct cpx_reader *r)
 }
 
 /*
- * Read-only opens cost nothing remote: reads are path-based (PREAD), so
- * they need no handle and survive a reconnect. Writers get a handle.
+ * A read-only open, once the file's version (cur) is known. The kernel
+ * keeps the pages it cached only if they are of that version: pages of
+ * another one (the name was replaced, or the file rewritten) would mix
+ * with what reads fetch now. A file seen complete is pinned to its
+ * version: its reads never mix versions either (ESTALE if the file is
+ * replaced while open, as on NFS).
+ */
+static void
+reply_open_ro(struct cfs_rop *op, const struct cpx_attr *cur)
+{
+	struct cfs *fs = op->fs;
+	struct fuse_file_info *fi = &op->fi;
+	int stable = cur != NULL && cfs_cache_stable(fs, op->path);
+	struct cfs_file *f;
+	int keep;
+
+	if (cur != NULL && cfs_files_pinned_other(fs, op->ino, cur)) {
+		/*
+		 * Someone still reads the previous version through the
+		 * page cache: this open reads past it (direct I/O), and
+		 * leaves it alone.
+		 */
+		fi->direct_io = 1;
+		keep = 1;
+	} else {
+		keep = cur != NULL && cfs_node_kernel_version(fs, op->ino, cur);
+	}
+	f = remote_file(op, op->ino, stable ? cur : NULL);
+	/* The watch tells us of any change: only then may the kernel keep. */
+	fi->keep_cache = op->m.watched && keep;
+	fi->fh = (uint64_t)(uintptr_t)f;
+	/*
+	 * Pages of another version mean the size the kernel holds may be
+	 * another one's too (the event's own invalidation is queued):
+	 * reads must ask for it first. Attributes only: no lock is taken.
+	 */
+	if (!fi->keep_cache && fs->se != NULL)
+		fuse_lowlevel_notify_inval_inode(fs->se, op->ino, -1, 0);
+	if (fuse_reply_open(op->req, fi) != 0)
+		cfs_remote_release(fs, f);
+	else if (cfs_cache_should_store(fs, op->path, op->ino))
+		cfs_notify_store(fs, op->path);
+}
+
+static void
+on_open_stat(struct cfs *fs, struct cfs_call *c, int status,
+    struct cpx_reader *r)
+{
+	struct cfs_rop *op = c->arg;
+	struct cpx_attr a;
+
+	if (status == 0) {
+		cpx_attr_get(r, &a);
+		status = r->err ? -EIO : 0;
+	}
+	if (status == 0) {
+		cfs_cache_set_attr(fs, op->path, &a,
+		    (uint64_t)cfs_remote_ttl_ms(&a, op->m.watched));
+		reply_open_ro(op, &a);
+	} else {
+		fuse_reply_err(op->req, status == -EIO ? EIO : -status);
+	}
+	cfs_rop_free(op);
+}
+
+/*
+ * Read-only opens cost nothing remote when the file's version is known:
+ * reads are path-based (PREAD), so they need no handle and survive a
+ * reconnect. Otherwise one STAT tells the version. Writers get a handle.
  */
 void
 cfs_remote_open(struct cfs *fs, fuse_req_t req, fuse_ino_t ino, char *path,
@@ -370,22 +442,20 @@ cfs_remote_open(struct cfs *fs, fuse_req_t req, fuse_ino_t ino, char *path,
 {
 	struct cfs_rop *op = cfs_rop_new(fs, req, path, m);
 	struct cpx_freq q = { .op = CPX_FOP_OPEN, .path = path };
-	struct cfs_file *f;
+	struct cpx_attr cur;
 
 	op->ino = ino;
+	op->fi = *fi;
 	if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC)) {
-		f = remote_file(op, ino);
-		/* The watch tells us of any change; keep what the kernel has. */
-		fi->keep_cache = op->m.watched;
-		fi->fh = (uint64_t)(uintptr_t)f;
-		if (fuse_reply_open(req, fi) != 0)
-			cfs_remote_release(fs, f);
-		else if (cfs_cache_should_store(fs, path, ino))
-			cfs_notify_store(fs, path);
-		cfs_rop_free(op);
+		if (!op->m.watched || cfs_cache_last_attr(fs, path, &cur)) {
+			reply_open_ro(op, op->m.watched ? &cur : NULL);
+			cfs_rop_free(op);
+			return;
+		}
+		q.op = CPX_FOP_STAT;
+		cfs_rop_call(op, &q, on_open_stat);
 		return;
 	}
-	op->fi = *fi;
 	q.flags = cpx_flags_from_open(fi->flags) & ~(CPX_O_CREAT | CPX_O_EXCL);
 	cfs_rop_call(op, &q, on_open);
 }
