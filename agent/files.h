@@ -28,6 +28,7 @@
  * inotify is no longer read (the kernel reports an overflow if it must).
  */
 #define FILES_MAX_STREAMS 64
+#define FILES_WRITTEN_RING 64	/* files the service itself wrote, lately */
 #define FILES_PUSH_HIGH (512u * 1024)
 #define FILES_MAX_TASKS 4096
 #define FILES_PUSH_MAX_BYTES (4096ull * 1024 * 1024)
@@ -111,6 +112,10 @@ struct files_svc {
 	int push_blocked;	/* output over FILES_PUSH_HIGH: wait for drain */
 	int running;		/* files_tasks_run() is on the stack */
 	struct cpx_buf scratch;	/* a frame being built from a block */
+	struct {
+		uint64_t dev, ino;
+	} written[FILES_WRITTEN_RING];	/* not pushed: fuse wrote them */
+	unsigned written_next;
 };
 
 /* files.c */
@@ -157,5 +162,7 @@ void files_push_unwatch(struct files_svc *s, int wd);
 void files_push_tick(struct files_svc *s, uint64_t now);
 void files_push_close(struct files_svc *s);
 uint64_t files_hash(const uint8_t *p, size_t n);
+void files_mark_written(struct files_svc *s, int fd);
+int files_was_written(struct files_svc *s, uint64_t dev, uint64_t ino);
 
 #endif /* AGENT_FILES_H */

@@ -195,6 +195,8 @@ op_open(struct files_svc *s, const struct cpx_freq *q, struct cpx_buf *out)
 	    q->mode & 07777, &st);
 	if (fd < 0)
 		return fd;
+	if ((q->flags & CPX_O_ACCMODE) != CPX_O_RDONLY)
+		files_mark_written(s, fd);
 	s->fds[slot] = fd;
 	s->gens[slot]++;
 	cpx_buf_add_u64(out, (uint64_t)s->gens[slot] << 32 | slot);
@@ -336,6 +338,7 @@ op_truncate(struct files_svc *s, const struct cpx_freq *q)
 
 	if (fd < 0)
 		return fd;
+	files_mark_written(s, fd);
 	if (ftruncate(fd, (off_t)q->size) != 0)
 		error = -errno;
 	close(fd);

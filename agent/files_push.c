@@ -302,6 +302,36 @@ push_block(struct files_svc *s, struct files_stream *st, uint64_t i)
 	return 0;
 }
 
+/*
+ * Files written through the service (by fuse, for PMS) are not pushed:
+ * they are not transcoder output, and a pushed file is one fuse may pass
+ * through to a local copy, which a writer on the PMS host could not
+ * share. Their completion says DROP.
+ */
+void
+files_mark_written(struct files_svc *s, int fd)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) != 0)
+		return;
+	s->written[s->written_next].dev = (uint64_t)sb.st_dev;
+	s->written[s->written_next].ino = (uint64_t)sb.st_ino;
+	s->written_next = (s->written_next + 1) % FILES_WRITTEN_RING;
+}
+
+int
+files_was_written(struct files_svc *s, uint64_t dev, uint64_t ino)
+{
+	size_t i;
+
+	for (i = 0; i < FILES_WRITTEN_RING; i++)
+		if (s->written[i].ino == ino && s->written[i].dev == dev &&
+		    ino != 0)
+			return 1;
+	return 0;
+}
+
 /* IN_MODIFY: the file grows (or changes); its new whole blocks go out. */
 void
 files_push_modified(struct files_svc *s, struct files_watch *w,
@@ -320,6 +350,9 @@ files_push_modified(struct files_svc *s, struct files_watch *w,
 			return;
 		}
 		close(fd);
+		if (files_was_written(s, (uint64_t)sb.st_dev,
+		    (uint64_t)sb.st_ino))
+			return;
 		st = find_ino(s, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino);
 		if (st == NULL && (st = stream_open(s, w, w->path, name)) == NULL)
 			return;
@@ -441,10 +474,16 @@ complete_done(struct files_svc *s, struct files_task *t, struct cpx_attr *a)
 static int
 complete_start(struct files_svc *s, struct files_task *t, struct cpx_attr *a)
 {
-	struct files_stream *st = complete_stream(s, t);
+	struct files_stream *st;
 	struct stat sb;
 
-	if (st == NULL) {
+	if (files_was_written(s, t->dev, t->ino)) {
+		if ((st = find_ino(s, t->dev, t->ino)) != NULL)
+			stream_free(s, st);
+		send_control(s, CPX_PUSH_DROP, t->dev, t->ino, NULL);
+		return 1;
+	}
+	if ((st = complete_stream(s, t)) == NULL) {
 		/* Not followed: the fuse side must not wait for it. */
 		send_control(s, CPX_PUSH_DROP, t->dev, t->ino, NULL);
 		return 1;

@@ -126,6 +126,8 @@ drop_blocks(struct cfs *fs, struct rec *r)
 			detach(fs, r->blocks[i]);
 	r->want_store = 0;
 	r->stored_ino = 0;
+	r->pushed = 0;
+	cfs_backing__release(fs, r);
 }
 
 void
@@ -434,34 +436,24 @@ int
 cfs_cache_each_block(struct cfs *fs, const char *path, cfs_block_fn fn,
     void *arg, struct cpx_attr *version)
 {
-	struct block **bs = NULL;
+	struct block **bs;
 	struct rec *r;
 	size_t i, n = 0;
 	int error = 0;
 
 	pthread_mutex_lock(&fs->cache_lock);
 	r = cfs_cache__rec(fs, path, 0);
-	if (r == NULL || !cfs_cache__complete(r)) {
+	if ((bs = cfs_cache__pin_all(fs, r, &n)) == NULL) {
 		pthread_mutex_unlock(&fs->cache_lock);
 		return -EAGAIN;
 	}
-	n = blocks_for(r->attr.size);
 	if (version != NULL)
 		*version = r->attr;
-	bs = cpx_xcalloc(n, sizeof *bs);
-	for (i = 0; i < n; i++) {
-		bs[i] = r->blocks[i];
-		bs[i]->pins++;
-	}
 	pthread_mutex_unlock(&fs->cache_lock);
 	for (i = 0; i < n && error == 0; i++)
 		error = fn(fs, bs[i]->index * CFS_BLOCK, bs[i]->data,
 		    bs[i]->len, arg);
-	pthread_mutex_lock(&fs->cache_lock);
-	for (i = 0; i < n; i++)
-		cfs_cache__unpin(bs[i]);
-	pthread_mutex_unlock(&fs->cache_lock);
-	free(bs);
+	cfs_cache__unpin_all(fs, bs, n);
 	return error;
 }
 
@@ -482,6 +474,7 @@ cfs_cache_free(struct cfs *fs)
 		}
 	}
 	cfs_push__free_all(fs);
+	free(c->retired);
 	free(c->buckets);
 	free(c);
 	fs->cache = NULL;

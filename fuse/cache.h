@@ -45,6 +45,13 @@ struct rec {
 	int want_store;		/* fetched ahead: push into the kernel when whole */
 	int stable;		/* reported finished, unchanged since */
 	uint64_t stored_ino;	/* the inode whose page cache holds it all */
+	int pushed;		/* lane 0's agent pushed this version: the
+				   worker wrote it (not us), so it may be
+				   passed through (backing.c) */
+	int backing;		/* passthrough backing file id, 0: none */
+	int backing_busy;	/* being made */
+	struct cpx_attr backing_version;
+	uint64_t backing_bytes, backing_used;
 	struct rec *hnext;
 };
 
@@ -91,6 +98,13 @@ struct cache {
 	size_t nstreams;
 	size_t push_bytes;	/* in streams; at most budget / 2 */
 	size_t reported_n, reported_bytes;	/* last logged */
+	size_t nbacking;
+	uint64_t backing_bytes;
+	struct retired {
+		int id;
+		uint64_t at;
+	} *retired;		/* backing files closed soon (backing.c) */
+	size_t nretired;
 };
 
 #define BUCKETS 4096
@@ -121,5 +135,10 @@ void cfs_cache__wake(struct block *b);
 
 /* push.c */
 void cfs_push__free_all(struct cfs *fs);
+
+/* backing.c */
+void cfs_backing__release(struct cfs *fs, struct rec *r);
+struct block **cfs_cache__pin_all(struct cfs *fs, struct rec *r, size_t *n);
+void cfs_cache__unpin_all(struct cfs *fs, struct block **bs, size_t n);
 
 #endif /* CFS_CACHE_H */

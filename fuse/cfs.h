@@ -53,6 +53,7 @@ struct cfs_settings {
 	long threads;		/* CLUSTERPLEX_FUSE_THREADS */
 	long shutdown_ms;	/* CLUSTERPLEX_FUSE_SHUTDOWN_MS */
 	long connections;	/* CLUSTERPLEX_FUSE_CONNECTIONS (per worker) */
+	long passthrough;	/* CLUSTERPLEX_FUSE_PASSTHROUGH (0/1) */
 	int debug;		/* --debug: libfuse traces every request */
 };
 
@@ -324,6 +325,8 @@ struct cfs_file {
 	unsigned ra_blocks;
 	int pinned;		/* remote, opened complete: reads of `pin` only */
 	struct cpx_attr pin;
+	int backing;		/* opened passed through to this backing file */
+	int direct;		/* opened with direct I/O */
 	struct cfs_file *prev, *next;	/* fs->files: freed at exit if the
 					   kernel never released them */
 };
@@ -333,6 +336,8 @@ void cfs_files_remove(struct cfs *fs, struct cfs_file *f);
 void cfs_files_free(struct cfs *fs);
 int cfs_files_pinned_other(struct cfs *fs, fuse_ino_t ino,
     const struct cpx_attr *v);
+int cfs_files_add_remote(struct cfs *fs, struct cfs_file *f, int backing);
+int cfs_files_add_writer(struct cfs *fs, struct cfs_file *f);
 void cfs_cache_init(struct cfs *fs);
 void cfs_cache_free(struct cfs *fs);
 int cfs_cache_attr(struct cfs *fs, const char *path, struct cpx_attr *a);
@@ -385,6 +390,19 @@ void cfs_push_request(struct cfs *fs, const char *worker, const char *dir,
 void cfs_push_unwatch(struct cfs *fs, const char *worker, const char *dir);
 void cfs_push_tick(struct cfs *fs);
 size_t cfs_push_bytes(struct cfs *fs);
+
+/* kio.c, backing.c: FUSE passthrough to local copies of complete files. */
+
+int cfs_kio_attach(struct cfs *fs);
+int cfs_kio_reply_open(struct cfs *fs, fuse_req_t req,
+    struct fuse_file_info *fi, int id);
+int cfs_kio_backing_open(struct cfs *fs, int fd);
+void cfs_kio_backing_close(struct cfs *fs, int id);
+int cfs_cache_backing(struct cfs *fs, const char *path,
+    const struct cpx_attr *v);
+int cfs_cache_wants_backing(struct cfs *fs, const char *path);
+int cfs_backing_make(struct cfs *fs, const char *path);
+void cfs_backing_tick(struct cfs *fs, int all);
 
 /* events.c (loop thread): FEVENTs from workers. */
 
@@ -445,6 +463,7 @@ struct cfs_rop {		/* one request in flight to a worker */
 	int dir;
 	mode_t mode;
 	struct cfs_dir *listing;
+	struct cfs_file *file;	/* a writer's open, listed ahead of its reply */
 };
 
 struct cfs_rop *cfs_rop_new(struct cfs *fs, fuse_req_t req, char *path,
@@ -555,6 +574,9 @@ struct cfs {
 	int init_done;		/* the kernel's INIT is answered */
 	int expire_only;	/* the kernel can expire a dentry, not drop it */
 	int readahead_set;
+	uint64_t init_unique;	/* kio.c: the kernel's INIT request */
+	int pt_offered;		/* it offered passthrough */
+	int pt_on;		/* we took it: complete files are passed through */
 
 	pthread_t notify_thread;
 	pthread_mutex_t notify_lock;

@@ -165,6 +165,31 @@ store(struct cfs *fs, const char *path)
 		cpx_debug("store %s: %s", path, strerror(-error));
 }
 
+/*
+ * A complete file for the kernel: a backing file reads pass through to
+ * when the kernel allows it, else pushed into its page cache.
+ */
+static void
+make_local(struct cfs *fs, const char *path)
+{
+	int error;
+
+	if (fs->pt_on) {
+		if ((error = cfs_backing_make(fs, path)) == 0)
+			return;
+		if (error == -EPERM || error == -EOPNOTSUPP ||
+		    error == -EINVAL || error == -EISDIR || error == -ENOTTY) {
+			cpx_warn("passthrough unavailable (%s): pushing pages "
+			    "into the kernel instead", strerror(-error));
+			fs->pt_on = 0;
+		} else {
+			cpx_debug("no backing file for %s: %s", path,
+			    strerror(-error));
+		}
+	}
+	store(fs, path);
+}
+
 static void
 handle(struct cfs *fs, struct cfs_notice *n)
 {
@@ -182,7 +207,7 @@ handle(struct cfs *fs, struct cfs_notice *n)
 		fuse_lowlevel_notify_inval_inode(fs->se, n->ino, 0, 0);
 		break;
 	case N_STORE:
-		store(fs, n->path);
+		make_local(fs, n->path);
 		break;
 	case N_UNDER:
 		cfs_node_walk_under(fs, n->path, inval_entry, NULL);

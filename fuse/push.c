@@ -338,6 +338,7 @@ cfs_cache_adopt(struct cfs *fs, const char *worker, const char *path,
 	r->want_store = 1;
 	if (id->dev != 0 || id->ino != 0)
 		ps = stream_find(fs, worker, id->dev, id->ino, 0);
+	r->pushed = ps != NULL && share_ok(ps, 0, a);
 	for (i = 0; i < n; i++) {
 		if (i < r->nblocks && r->blocks[i] != NULL)
 			continue;

@@ -33,8 +33,12 @@ agent_deleted_fds() {
 	echo "$n"
 }
 
+# 2 connections with passthrough (complete files read from local copies),
+# 3 without (their pages pushed into the kernel's page cache).
 for conns in 2 3; do
-	fz_mount CLUSTERPLEX_FUSE_CONNECTIONS=$conns CLUSTERPLEX_LOG_LEVEL=debug
+	pt=$((conns == 2))
+	fz_mount CLUSTERPLEX_FUSE_CONNECTIONS=$conns CLUSTERPLEX_LOG_LEVEL=debug \
+	    CLUSTERPLEX_FUSE_PASSTHROUGH=$pt
 	mkdir -p "$FZ/mnt/$S/torn$conns"
 	fz_route "$S/torn$conns" "job-torn$conns" w1
 	sleep 0.3	# every lane's PUSH acknowledged
@@ -149,10 +153,78 @@ EOF
 	grep -q 'blocks pushed' "$FZ/fuse.log" || fz_fail "nothing was pushed"
 	pushed=$(grep -o '[0-9]* blocks pushed' "$FZ/fuse.log" | awk '{ n += $1 } END { print n }')
 	fetched=$(grep -o '[0-9]* fetched' "$FZ/fuse.log" | awk '{ n += $1 } END { print n }')
-	fz_ok "$conns connections: 60 segments never torn or stale ($pushed blocks pushed, $fetched fetched)"
+	passed=$(grep -c ': passed through' "$FZ/fuse.log" || true)
+	if [ "$pt" = 1 ] && [ "$passed" = 0 ] &&
+	    grep -q 'passthrough unavailable' "$FZ/fuse.log"; then
+		passed="none: kernel without passthrough"
+	elif [ "$pt" = 1 ] && [ "$passed" = 0 ]; then
+		fz_fail "no open was passed through"
+	fi
+	fz_ok "$conns connections, passthrough $pt: 60 segments never torn or stale ($pushed blocks pushed, $fetched fetched, opens passed through: $passed)"
 	fz_unmount
 	: >"$FZ/fuse.log"
 done
+
+# 1b. A segment read passed through, and a writer through the mount.
+fz_mount CLUSTERPLEX_LOG_LEVEL=debug
+mkdir -p "$FZ/mnt/$S/pt"
+fz_route "$S/pt" job-pt w1
+sleep 0.3
+python3 - "$FZ/w1/$S/pt" "$FZ/mnt/$S/pt" "$FZ/fuse.log" <<'EOF'
+import errno, os, sys, time
+wrk, mnt, log = sys.argv[1:]
+seg = os.urandom(3 << 20)
+with open(os.path.join(wrk, "s.m4s.tmp"), "wb") as f:
+    f.write(seg)
+os.rename(os.path.join(wrk, "s.m4s.tmp"), os.path.join(wrk, "s.m4s"))
+p = os.path.join(mnt, "s.m4s")
+for _ in range(2000):
+    try:
+        if open(p, "rb").read() == seg:
+            break
+    except FileNotFoundError:
+        pass
+    time.sleep(0.002)
+else:
+    sys.exit("segment never readable")
+def passed():
+    return open(log).read().count("s.m4s: passed through")
+for _ in range(500):		# until its local copy is made
+    n = passed()
+    reader = open(p, "rb")
+    if passed() > n or "passthrough unavailable" in open(log).read():
+        break
+    reader.close()
+    time.sleep(0.01)
+else:
+    sys.exit("never passed through")
+try:
+    open(p, "r+b")
+    sys.exit("a writer was let in beside a passed-through reader")
+except OSError as e:
+    if e.errno != errno.ETXTBSY:
+        raise
+assert reader.read() == seg
+reader.close()
+time.sleep(0.05)		# the kernel's release reaches the daemon
+new = os.urandom(100000)
+with open(p, "r+b") as f:	# now it may be written, on the worker
+    f.write(new)
+want = new + seg[len(new):]
+deadline = time.time() + 3
+while open(os.path.join(wrk, "s.m4s"), "rb").read() != want:
+    assert time.time() < deadline, "the write did not reach the worker"
+    time.sleep(0.01)
+while open(p, "rb").read() != want:	# and never the stale local copy
+    assert time.time() < deadline, "the mount still shows the old bytes"
+    time.sleep(0.01)
+EOF
+grep -q 's.m4s: passed through' "$FZ/fuse.log" ||
+    grep -q 'passthrough unavailable' "$FZ/fuse.log" ||
+    fz_fail "the segment was not passed through"
+fz_ok "a passed-through segment refuses a writer (ETXTBSY), takes it once closed, never shows stale bytes"
+fz_unmount
+: >"$FZ/fuse.log"
 
 # 2. Deleted while written: nothing stays behind.
 fz_mount CLUSTERPLEX_LOG_LEVEL=debug
