@@ -25,49 +25,6 @@
 #define COMPLETE_TRIES 3
 
 static uint64_t
-rotl(uint64_t x, int r)
-{
-	return x << r | x >> (64 - r);
-}
-
-static uint64_t
-mix(uint64_t acc, uint64_t w)
-{
-	return rotl((acc ^ w) * 0x9e3779b97f4a7c15ull, 31);
-}
-
-/*
- * A 64-bit hash of a block, never 0, fast (four independent lanes of a
- * multiply each 8 bytes). It only has to tell whether a block the agent
- * read twice from the same file changed in between; it guards against
- * accidents, not against the transcoder, which writes what it likes.
- */
-uint64_t
-files_hash(const uint8_t *p, size_t n)
-{
-	uint64_t a = 0x243f6a8885a308d3ull ^ n, b = 0x13198a2e03707344ull;
-	uint64_t c = 0xa4093822299f31d0ull, d = 0x082efa98ec4e6c89ull, w[4];
-	size_t i;
-
-	for (i = 0; i + sizeof w <= n; i += sizeof w) {
-		memcpy(w, p + i, sizeof w);
-		a = mix(a, w[0]);
-		b = mix(b, w[1]);
-		c = mix(c, w[2]);
-		d = mix(d, w[3]);
-	}
-	memset(w, 0, sizeof w);
-	memcpy(w, p + i, n - i);
-	a = mix(a, w[0]) ^ rotl(mix(b, w[1]), 17);
-	c = mix(c, w[2]) ^ rotl(mix(d, w[3]), 43);
-	a = mix(a, c);
-	a ^= a >> 33;
-	a *= 0xff51afd7ed558ccdull;
-	a ^= a >> 29;
-	return a | 1;
-}
-
-static uint64_t
 nblocks(uint64_t size)
 {
 	return (size + B - 1) / B;
@@ -179,7 +136,7 @@ stream_gone(struct files_svc *s, struct files_stream *st)
 	stream_drop(s, st);
 }
 
-/* Too large to push: remembered, without its descriptor, so it is not reopened. */
+/* Too large to push: kept, without its descriptor, not to be reopened. */
 static void
 stream_too_big(struct files_svc *s, struct files_stream *st)
 {
@@ -302,36 +259,6 @@ push_block(struct files_svc *s, struct files_stream *st, uint64_t i)
 	return 0;
 }
 
-/*
- * Files written through the service (by fuse, for PMS) are not pushed:
- * they are not transcoder output, and a pushed file is one fuse may pass
- * through to a local copy, which a writer on the PMS host could not
- * share. Their completion says DROP.
- */
-void
-files_mark_written(struct files_svc *s, int fd)
-{
-	struct stat sb;
-
-	if (fstat(fd, &sb) != 0)
-		return;
-	s->written[s->written_next].dev = (uint64_t)sb.st_dev;
-	s->written[s->written_next].ino = (uint64_t)sb.st_ino;
-	s->written_next = (s->written_next + 1) % FILES_WRITTEN_RING;
-}
-
-int
-files_was_written(struct files_svc *s, uint64_t dev, uint64_t ino)
-{
-	size_t i;
-
-	for (i = 0; i < FILES_WRITTEN_RING; i++)
-		if (s->written[i].ino == ino && s->written[i].dev == dev &&
-		    ino != 0)
-			return 1;
-	return 0;
-}
-
 /* IN_MODIFY: the file grows (or changes); its new whole blocks go out. */
 void
 files_push_modified(struct files_svc *s, struct files_watch *w,
@@ -354,7 +281,8 @@ files_push_modified(struct files_svc *s, struct files_watch *w,
 		    (uint64_t)sb.st_ino))
 			return;
 		st = find_ino(s, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino);
-		if (st == NULL && (st = stream_open(s, w, w->path, name)) == NULL)
+		if (st == NULL &&
+		    (st = stream_open(s, w, w->path, name)) == NULL)
 			return;
 		claim_name(s, st, w->wd, name);
 	}
@@ -459,7 +387,7 @@ complete_done(struct files_svc *s, struct files_task *t, struct cpx_attr *a)
 	uint64_t j, n = nblocks(t->before.size);
 
 	for (j = n; j < st->nsums; j++)
-		st->sums[j] = 0;	/* past the end: to be sent if it grows */
+		st->sums[j] = 0;	/* past the end: sent if it grows */
 	st->next_grow = t->next_block;
 	st->version = t->before;
 	st->done = 1;
@@ -540,7 +468,7 @@ files_push_complete(struct files_svc *s, struct files_task *t,
 		cpx_attr_from_stat(&after, &sb);
 		if (same_version(&after, &t->before))
 			break;
-		/* Written again while we read it: read it again, a few times. */
+		/* Written while we read it: read it again, a few times. */
 		if (++t->tries > COMPLETE_TRIES) {
 			stream_drop(s, t->st);
 			return 0;

@@ -1,4 +1,4 @@
-/* files_task.c — the ordered outgoing work of a link: events and completions. */
+/* files_task.c — a link's ordered outgoing work: events and completions. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,7 +120,7 @@ run_complete(struct files_svc *s, struct files_task *t)
 	char *path;
 
 	if (!t->started) {
-		/* Gone already: no COMPLETE without attributes, its REMOVED follows. */
+		/* Gone already: no COMPLETE without attributes. */
 		if (stat_name(s, t, &st) != 0)
 			return 0;
 		t->started = 1;

@@ -1,4 +1,4 @@
-/* files_watch.c — inotify on routed session folders, turned into ordered tasks. */
+/* files_watch.c — inotify on routed session folders, as ordered tasks. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,7 +169,7 @@ files_watch_add(struct files_svc *s, const char *path)
 	return error;
 }
 
-/* PUSH: share `flags & 0xffff` of `flags >> 16` of the contents of its files. */
+/* PUSH: share `flags & 0xffff` of `flags >> 16` of its files' contents. */
 int
 files_watch_push(struct files_svc *s, const char *path, uint32_t flags,
     uint64_t max)

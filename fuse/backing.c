@@ -1,4 +1,4 @@
-/* backing.c — complete remote files as local files, read through passthrough. */
+/* backing.c — complete remote files as local copies, read by passthrough. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -149,8 +149,8 @@ write_blocks(int fd, struct block **bs, size_t n)
 		iov[i].iov_len = bs[i]->len;
 	}
 	while (first < n && error == 0) {
-		w = pwritev(fd, iov + first, (int)(n - first < 1024 ? n - first :
-		    1024), off);
+		w = pwritev(fd, iov + first,
+		    (int)(n - first < 1024 ? n - first : 1024), off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
@@ -161,7 +161,8 @@ write_blocks(int fd, struct block **bs, size_t n)
 		while (first < n && (size_t)w >= iov[first].iov_len)
 			w -= (ssize_t)iov[first++].iov_len;
 		if (first < n) {
-			iov[first].iov_base = (uint8_t *)iov[first].iov_base + w;
+			iov[first].iov_base =
+			    (uint8_t *)iov[first].iov_base + w;
 			iov[first].iov_len -= (size_t)w;
 		}
 	}
@@ -184,7 +185,7 @@ make_file(struct cfs *fs, struct block **bs, size_t n)
 	return id;
 }
 
-/* Under the lock: the new backing file goes to r, if r is still that version. */
+/* Under the lock: the new backing file goes to r, if still that version. */
 static void
 attach(struct cfs *fs, struct rec *r, int id, const struct cpx_attr *v)
 {

@@ -127,6 +127,10 @@ put_block(struct cfs *fs, struct pstream *ps, const struct cpx_push *m)
 {
 	size_t i = (size_t)(m->offset / CFS_BLOCK), n;
 
+	/* Files larger than this are not pushed: nothing to keep for them. */
+	if (m->offset >= (uint64_t)fs->set.prefetch_max_mb * 1024 * 1024)
+		return;
+
 	if (i >= ps->nblocks) {
 		n = i + 1 > 2 * ps->nblocks ? i + 1 : 2 * ps->nblocks;
 		ps->data = cpx_xrealloc(ps->data, n * sizeof *ps->data);
@@ -169,7 +173,10 @@ hand_over(struct cfs *fs, struct pstream *ps, struct rec *r, struct block *b,
 	uint8_t *data;
 	uint32_t len;
 
-	if (i >= ps->nblocks || ps->data[i] == NULL) {
+	/* A block must be as long as the file says (a short one means EOF). */
+	if (i >= ps->nblocks || ps->data[i] == NULL || (uint64_t)ps->len[i] !=
+	    (r->attr.size - i * CFS_BLOCK < CFS_BLOCK ?
+	    r->attr.size - i * CFS_BLOCK : CFS_BLOCK)) {
 		cfs_cache__fetch_awaited(fs, r, b);
 		return;
 	}
@@ -255,9 +262,9 @@ cfs_push_frame(struct cfs *fs, struct cfs_worker *w, const uint8_t *p,
 		put_block(fs, ps, &m);
 		break;
 	case CPX_PUSH_DONE:
-		cpx_debug("worker %s: lane %u: %llu:%llu done, %llu bytes", w->name,
-		    share, (unsigned long long)m.dev, (unsigned long long)m.ino,
-		    (unsigned long long)m.attr.size);
+		cpx_debug("worker %s: lane %u: %llu:%llu done, %llu bytes",
+		    w->name, share, (unsigned long long)m.dev,
+		    (unsigned long long)m.ino, (unsigned long long)m.attr.size);
 		ps->done |= 1u << share;
 		ps->dropped &= ~(1u << share);
 		ps->version[share] = m.attr;
@@ -287,8 +294,7 @@ adopt_block(struct cfs *fs, struct pstream *ps, struct rec *r, size_t i,
 	unsigned share = (unsigned)(i % (size_t)fs->nlanes);
 	struct block *b;
 
-	if (ps != NULL && share_ok(ps, share, &r->attr) && i < ps->nblocks &&
-	    ps->data[i] != NULL) {
+	if (ps != NULL && share_ok(ps, share, &r->attr)) {
 		b = cfs_cache__block_await(fs, r, i);
 		hand_over(fs, ps, r, b, i);
 		return HANDED;
@@ -476,7 +482,7 @@ report(struct cfs *fs)
 	    c->push_bytes);
 }
 
-/* Loop thread, every tick: silent awaited shares are fetched; idle streams go. */
+/* Loop thread, each tick: awaited shares gone silent are fetched. */
 void
 cfs_push_tick(struct cfs *fs)
 {

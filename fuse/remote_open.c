@@ -1,4 +1,4 @@
-/* remote_open.c — opening files in routed folders: handles, versions, passthrough. */
+/* remote_open.c — opening remote files: handles, versions, passthrough. */
 
 #include <errno.h>
 #include <fcntl.h>

@@ -413,8 +413,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_grow_then_rename, setup,
 		    teardown),
-		cmocka_unit_test_setup_teardown(test_rewrite_before_close, setup,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_rewrite_before_close,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shares, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_mid_write, setup,
 		    teardown),
