@@ -75,7 +75,8 @@ include tests/tests.mk
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXEC)
 	install -m 0755 $(BINS:%=$(BUILD)/%) $(DESTDIR)$(BINDIR)/
-	install -m 0755 scripts/clusterplex-* $(DESTDIR)$(LIBEXEC)/ 2>/dev/null || true
+	install -m 0755 scripts/install-shim.sh scripts/provision-keys.sh \
+		$(DESTDIR)$(LIBEXEC)/
 
 format:
 	clang-format -i $(wildcard */*.c */*.h)

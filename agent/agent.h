@@ -5,6 +5,23 @@
 
 #include "cpx.h"
 
+/* CLUSTERPLEX_PATH_MAP (pathmap.c). */
+struct agent_path_map_entry {
+	char *from;		/* canonical absolute path, no trailing '/' */
+	size_t flen;
+	char *to;
+};
+
+struct agent_path_map {
+	struct agent_path_map_entry *v;
+	size_t n;
+};
+
+int agent_path_map_parse(const char *spec, struct agent_path_map *m,
+    char **cause);
+void agent_path_map_free(struct agent_path_map *m);
+char *agent_path_map_apply(const struct agent_path_map *m, const char *path);
+
 /*
  * Everything the agent reads from its environment, validated once at
  * start-up. `serve` runs with the container's or unit's environment;
@@ -20,9 +37,20 @@ struct agent_config {
 	char *transcoder;	/* TRANSCODER_PATH + TRANSCODER_NAME */
 	char *run_dir;		/* CLUSTERPLEX_RUN_DIR, default /run/clusterplex */
 	char *hwaccel;		/* FFMPEG_HWACCEL; NULL when unset or "false" */
-	char *path_map;		/* CLUSTERPLEX_PATH_MAP, "from=to[,from=to]" */
+	struct agent_path_map path_map;	/* CLUSTERPLEX_PATH_MAP */
 	long link_timeout_ms;	/* CLUSTERPLEX_LINK_TIMEOUT_MS, default 10000 */
 	long max_tasks;		/* CLUSTERPLEX_MAX_TASKS, default: CPU count */
+	long min_free_mb;	/* CLUSTERPLEX_MIN_FREE_MB, default 100 */
+
+	/* Codec sets and EasyAudioEncoder (docs/workers.md). */
+	char *codec_cache;	/* CLUSTERPLEX_CODEC_CACHE */
+	char *codec_dirs;	/* CLUSTERPLEX_CODEC_DIRS, ':'-separated, may be NULL */
+	unsigned codec_sources;	/* CLUSTERPLEX_CODEC_SOURCES: AGENT_SRC_* */
+	char *codec_url;	/* CLUSTERPLEX_CODEC_URL, a template (codecs download) */
+	long codec_timeout_ms;	/* CLUSTERPLEX_CODEC_TIMEOUT_MS */
+	char *eae_path;		/* CLUSTERPLEX_EAE_PATH, may be NULL */
+	char *eae_dir;		/* CLUSTERPLEX_EAE_DIR */
+	long eae_idle_ms;	/* CLUSTERPLEX_EAE_IDLE_MS */
 
 	/* serve only. */
 	char *orchestrator_url;	/* ORCHESTRATOR_URL */
@@ -36,7 +64,11 @@ struct agent_config {
 	char *labels;		/* CLUSTERPLEX_LABELS, e.g. "zone=a,gpu=intel" */
 };
 
+#define AGENT_SRC_PMS 0x1	/* fetch a missing set from PMS over the job's link */
+
 /* config.c */
+
+int agent_parse_sources(const char *s, unsigned *out);
 
 int agent_config_load(struct agent_config *cfg, int serve, char **cause);
 void agent_config_free(struct agent_config *cfg);
@@ -61,5 +93,20 @@ int agent_job_start(struct agent_config *cfg, struct uv_loop_s *loop,
     struct cpx_link *link, int *status);	/* job.c */
 int agent_files_start(struct agent_config *cfg, struct uv_loop_s *loop,
     struct cpx_link *link, int *status);	/* files.c */
+int agent_probe_start(struct agent_config *cfg, struct uv_loop_s *loop,
+    struct cpx_link *link, int *status);	/* probe.c */
+
+/* codec_cache.c */
+int agent_codecs_find(const struct agent_config *cfg, const char *name,
+    char **dir);
+int agent_codecs_lock(const struct agent_config *cfg, const char *name,
+    int *fd, char **cause);
+void agent_codecs_unlock(int fd);
+void agent_codecs_remove(const char *dir);
+int agent_codecs_tmp(const struct agent_config *cfg, const char *name,
+    char **tmp, int *fd, char **cause);
+int agent_codecs_commit(const struct agent_config *cfg, const char *name,
+    const char *tmp, const char *manifest, char **cause);
+char **agent_codecs_list(const struct agent_config *cfg, size_t *n);
 
 #endif /* AGENT_H */

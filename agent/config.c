@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -48,6 +49,83 @@ transcoder_path(void)
 }
 
 static int
+load_path_map(struct agent_config *cfg, char **cause)
+{
+	char *v = cpx_env_value("CLUSTERPLEX_PATH_MAP"), *sub = NULL;
+	int error = agent_path_map_parse(v, &cfg->path_map, &sub);
+
+	if (error != 0) {
+		cpx_set_cause(cause, "CLUSTERPLEX_PATH_MAP: %s (expected "
+		    "/pms/path=/worker/path[,...])", sub);
+		free(sub);
+	}
+	free(v);
+	return error;
+}
+
+/* "pms" or "none"; case and blanks ignored. */
+int
+agent_parse_sources(const char *s, unsigned *out)
+{
+	static const struct { const char *name; unsigned bits; } srcs[] = {
+		{ "pms", AGENT_SRC_PMS }, { "none", 0 },
+	};
+	size_t i, n;
+
+	*out = 0;
+	while (*s != '\0') {
+		s += strspn(s, " ,");
+		n = strcspn(s, " ,");
+		if (n == 0)
+			break;
+		for (i = 0; i < CPX_ARRAY_SIZE(srcs); i++) {
+			if (strlen(srcs[i].name) == n &&
+			    strncasecmp(s, srcs[i].name, n) == 0)
+				break;
+		}
+		if (i == CPX_ARRAY_SIZE(srcs))
+			return -EINVAL;
+		*out |= srcs[i].bits;
+		s += n;
+	}
+	return 0;
+}
+
+static int
+load_codecs(struct agent_config *cfg, char **cause)
+{
+	char *v = NULL, *def = cpx_xprintf("%s/eae", cfg->run_dir);
+	int error = 0;
+
+	cpx_env_str("CLUSTERPLEX_CODEC_CACHE", "/var/cache/clusterplex/codecs",
+	    &cfg->codec_cache);
+	cfg->codec_dirs = cpx_env_value("CLUSTERPLEX_CODEC_DIRS");
+	cpx_env_str("CLUSTERPLEX_CODEC_URL", "https://downloads.plex.tv/codecs/"
+	    "{version}/{arch}/{file}", &cfg->codec_url);
+	cfg->eae_path = cpx_env_value("CLUSTERPLEX_EAE_PATH");
+	cpx_env_str("CLUSTERPLEX_EAE_DIR", def, &cfg->eae_dir);
+	free(def);
+	cpx_env_str("CLUSTERPLEX_CODEC_SOURCES", "pms", &v);
+	if (agent_parse_sources(v, &cfg->codec_sources) != 0) {
+		cpx_set_cause(cause, "CLUSTERPLEX_CODEC_SOURCES=\"%s\" is not pms "
+		    "or none", v);
+		error = -EINVAL;
+	} else if (cfg->codec_cache[0] != '/' || cfg->eae_dir[0] != '/' ||
+	    (cfg->eae_path != NULL && cfg->eae_path[0] != '/')) {
+		cpx_set_cause(cause, "CLUSTERPLEX_CODEC_CACHE, CLUSTERPLEX_EAE_DIR "
+		    "and CLUSTERPLEX_EAE_PATH must be absolute paths");
+		error = -EINVAL;
+	} else if (cpx_env_long("CLUSTERPLEX_CODEC_TIMEOUT_MS", 300000, 1000,
+	    3600000, &cfg->codec_timeout_ms, cause) != 0 ||
+	    cpx_env_long("CLUSTERPLEX_EAE_IDLE_MS", 60000, 100, 86400000,
+	    &cfg->eae_idle_ms, cause) != 0) {
+		error = -EINVAL;
+	}
+	free(v);
+	return error;
+}
+
+static int
 load_common(struct agent_config *cfg, char **cause)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -65,14 +143,17 @@ load_common(struct agent_config *cfg, char **cause)
 		free(cfg->hwaccel);
 		cfg->hwaccel = NULL;
 	}
-	cfg->path_map = cpx_env_value("CLUSTERPLEX_PATH_MAP");
 	if (cfg->root[0] != '/') {
 		cpx_set_cause(cause, "CLUSTERPLEX_TRANSCODE_DIR=\"%s\" must be "
 		    "an absolute path", cfg->root);
 		return -EINVAL;
 	}
+	if (load_path_map(cfg, cause) != 0 || load_codecs(cfg, cause) != 0)
+		return -EINVAL;
 	if (cpx_env_long("CLUSTERPLEX_LINK_TIMEOUT_MS", 10000, 1000, 600000,
-	    &cfg->link_timeout_ms, cause) != 0)
+	    &cfg->link_timeout_ms, cause) != 0 ||
+	    cpx_env_long("CLUSTERPLEX_MIN_FREE_MB", 100, 0, 1048576,
+	    &cfg->min_free_mb, cause) != 0)
 		return -EINVAL;
 	return cpx_env_long("CLUSTERPLEX_MAX_TASKS", cpus > 0 ? cpus : 1, 1,
 	    1024, &cfg->max_tasks, cause);
@@ -124,7 +205,12 @@ agent_config_free(struct agent_config *cfg)
 	free(cfg->transcoder);
 	free(cfg->run_dir);
 	free(cfg->hwaccel);
-	free(cfg->path_map);
+	agent_path_map_free(&cfg->path_map);
+	free(cfg->codec_cache);
+	free(cfg->codec_dirs);
+	free(cfg->codec_url);
+	free(cfg->eae_path);
+	free(cfg->eae_dir);
 	free(cfg->orchestrator_url);
 	free(cfg->token);
 	free(cfg->ssh_address);

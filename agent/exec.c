@@ -47,6 +47,9 @@ start_service(struct exec_ctx *ctx, struct cpx_link *link,
 	cpx_link_send_buf(link, CPX_MSG_HELLO, 0, &b);
 	if (strcmp(service, CPX_SERVICE_JOB) == 0)
 		error = agent_job_start(ctx->cfg, ctx->loop, link, &ctx->status);
+	else if (strcmp(service, CPX_SERVICE_PROBE) == 0)
+		error = agent_probe_start(ctx->cfg, ctx->loop, link,
+		    &ctx->status);
 	else
 		error = agent_files_start(ctx->cfg, ctx->loop, link,
 		    &ctx->status);
@@ -66,7 +69,8 @@ on_hello(struct cpx_link *link, const struct cpx_frame *f, void *arg)
 	} else if (cpx_hello_parse(f->payload, f->len, &service, &cause) != 0) {
 		refuse(ctx, link, CPX_ERR_VERSION, cause);
 	} else if (service == NULL || (strcmp(service, CPX_SERVICE_JOB) != 0 &&
-	    strcmp(service, CPX_SERVICE_FILES) != 0)) {
+	    strcmp(service, CPX_SERVICE_FILES) != 0 &&
+	    strcmp(service, CPX_SERVICE_PROBE) != 0)) {
 		refuse(ctx, link, CPX_ERR_PROTO, "unknown service");
 	} else {
 		ctx->started = 1;

@@ -40,6 +40,8 @@ job_free(struct job *j)
 	cpx_buf_free(&j->early_stdin);
 	free(j->worker_cwd);
 	free(j->state_path);
+	if (j->eae_fd >= 0)
+		close(j->eae_fd);
 	free(j);
 }
 
@@ -80,7 +82,9 @@ job_finish(struct job *j, int status)
 		close_handle(j, (uv_handle_t *)&j->listener);
 	close_handle(j, (uv_handle_t *)&j->link_timer);
 	close_handle(j, (uv_handle_t *)&j->drain_timer);
+	close_handle(j, (uv_handle_t *)&j->prep_timer);
 	close_handle(j, (uv_handle_t *)&j->sigchld);
+	job_codecs_free(j);
 }
 
 static void
@@ -240,7 +244,7 @@ build_argv(struct job *j)
 		.transcoder = j->cfg->transcoder,
 		.pms_root = j->spec.root,
 		.worker_root = j->cfg->root,
-		.path_map = j->cfg->path_map,
+		.path_map = &j->cfg->path_map,
 		.pms_port = j->spec.pms_port,
 		.callback_port = j->callback_port,
 		.verbose = j->spec.verbose,
@@ -286,6 +290,12 @@ on_job(struct job *j, const struct cpx_frame *f)
 		refuse(j, CPX_ERR_SPEC, cause);
 		goto out;
 	}
+	/* The session folder's file system: it may be its own mount. */
+	if (agent_root_space(j->worker_cwd, j->cfg->min_free_mb, msg,
+	    sizeof msg) != 0) {
+		refuse(j, CPX_ERR_BUSY, msg);
+		goto out;
+	}
 	if (j->spec.tunnel && job_listen(j, &cause) != 0) {
 		refuse(j, CPX_ERR_EXEC, cause);
 		goto out;
@@ -293,6 +303,16 @@ on_job(struct job *j, const struct cpx_frame *f)
 	build_argv(j);
 	cpx_info("job %s (session %s): %zu arguments in %s", j->spec.id,
 	    j->spec.session, j->spec.argc, j->worker_cwd);
+	switch (job_codecs_start(j, &cause)) {
+	case 0:
+		job_prepared(j, NULL);
+		break;
+	case 1:
+		break;		/* job_prepared() follows the fetch */
+	default:
+		refuse(j, CPX_ERR_EXEC, cause);
+		break;
+	}
 out:
 	free(cause);
 }
@@ -365,8 +385,12 @@ on_run(struct job *j)
 	char *cause = NULL;
 	int st;
 
-	if (!j->have_spec || j->pid != 0 || j->argv == NULL) {
+	if (!j->have_spec || j->pid != 0 || j->argv == NULL || j->run_pending) {
 		refuse(j, CPX_ERR_PROTO, "RUN without a valid JOB");
+		return;
+	}
+	if (!j->prepared) {
+		j->run_pending = 1;	/* a codec set is on its way */
 		return;
 	}
 	if (!inputs_complete(j)) {
@@ -398,6 +422,33 @@ on_run(struct job *j)
 		child_exited(j, st);
 }
 
+/*
+ * The codec set is settled (error NULL) or cannot be had: the EAE comes
+ * next, then a RUN that arrived meanwhile starts the transcoder.
+ */
+void
+job_prepared(struct job *j, const char *error)
+{
+	char *why = NULL;
+
+	if (j->finished)
+		return;
+	if (error != NULL) {
+		refuse(j, CPX_ERR_EXEC, error);
+		return;
+	}
+	if (job_eae_start(j, &why) != 0) {
+		refuse(j, CPX_ERR_EXEC, why);
+		free(why);
+		return;
+	}
+	j->prepared = 1;
+	if (j->run_pending) {
+		j->run_pending = 0;
+		on_run(j);
+	}
+}
+
 static void
 on_frame(struct cpx_link *link, const struct cpx_frame *f, void *arg)
 {
@@ -424,6 +475,12 @@ on_frame(struct cpx_link *link, const struct cpx_frame *f, void *arg)
 		break;
 	case CPX_MSG_PING:
 		cpx_link_send(link, CPX_MSG_PONG, f->id, NULL, 0);
+		break;
+	case CPX_MSG_SET_FILE:
+	case CPX_MSG_SET_DATA:
+	case CPX_MSG_SET_SUM:
+	case CPX_MSG_SET_END:
+		job_codecs_frame(j, f);
 		break;
 	case CPX_MSG_TUN_DATA:
 	case CPX_MSG_TUN_CLOSE:
@@ -452,13 +509,16 @@ agent_job_start(struct agent_config *cfg, struct uv_loop_s *loop,
 	j->status = status;
 	j->cwd_fd = -1;
 	j->guard_fd = -1;
+	j->eae_fd = -1;
 	j->t_job = cpx_now_ms();
 	cpx_buf_init(&j->early_stdin);
 	uv_timer_init(loop, &j->link_timer);
 	uv_timer_init(loop, &j->drain_timer);
+	uv_timer_init(loop, &j->prep_timer);
 	uv_signal_init(loop, &j->sigchld);
 	j->link_timer.data = j->drain_timer.data = j->sigchld.data = j;
-	j->handles = 3;
+	j->prep_timer.data = j;
+	j->handles = 4;
 	uv_signal_start(&j->sigchld, on_sigchld, SIGCHLD);
 	uv_timer_start(&j->link_timer, on_link_timeout,
 	    (uint64_t)cfg->link_timeout_ms, 0);

@@ -16,7 +16,7 @@ struct job_argv_opts {
 	const char *transcoder;		/* becomes argv[0] */
 	const char *pms_root;		/* PMS's transcode folder */
 	const char *worker_root;	/* ours */
-	const char *path_map;		/* CLUSTERPLEX_PATH_MAP, may be NULL */
+	const struct agent_path_map *path_map;	/* may be NULL */
 	int pms_port;
 	int callback_port;		/* 0: leave callback URLs alone */
 	int verbose;
@@ -68,9 +68,17 @@ struct job {
 	uint64_t started_ms;		/* wall clock, for the state file */
 	uint64_t t_job;			/* monotonic, for logs */
 	int handles;
+
+	/* Before RUN: the codec set and the EAE (job_codecs.c, job_eae.c). */
+	struct job_codecs *codecs;	/* a fetch under way, or NULL */
+	uv_timer_t prep_timer;
+	int prepared;			/* RUN may start the transcoder */
+	int run_pending;		/* RUN came before that */
+	int eae_fd;			/* our lease on an EAE, or -1 */
 };
 
 /* job.c */
+void job_prepared(struct job *j, const char *error);
 void job_send_exit(struct job *j);
 void job_finish(struct job *j, int status);
 void job_handle_closed(uv_handle_t *h);
@@ -105,10 +113,24 @@ int agent_signal_allowed(int sig);
 int agent_guard_start(pid_t pgid, pid_t *guard_pid);
 void agent_guard_done(int fd);
 
+/* job_codecs.c */
+void job_env_set(struct job *j, const char *name, const char *value);
+const char *job_spec_env(const struct job *j, const char *name);
+int job_codecs_start(struct job *j, char **why);
+void job_codecs_frame(struct job *j, const struct cpx_frame *f);
+void job_codecs_free(struct job *j);
+
+/* job_eae.c */
+int agent_argv_uses_eae(char *const *argv, size_t argc);
+char *agent_eae_binary(const struct agent_config *cfg, char *const *envp);
+int job_eae_start(struct job *j, char **why);
+
 /* job_state.c */
 char *agent_state_write(const char *run_dir, const struct cpx_jobspec *js,
     pid_t pid, uint64_t started_ms, const char *cwd);
 void agent_state_remove(const char *path);
 int agent_state_running(const char *run_dir);
+int agent_root_space(const char *dir, long min_free_mb, char *msg,
+    size_t len);
 
 #endif /* AGENT_JOB_H */

@@ -39,27 +39,26 @@ swap_prefix(const char *arg, const char *from, size_t flen, const char *to,
 	return cpx_xprintf("%.*s%s", (int)tlen, to, arg + flen);
 }
 
-/* CLUSTERPLEX_PATH_MAP="from=to[,from=to]": the first matching pair wins. */
+/*
+ * An input (the value of -i, possibly "file:"-prefixed) through
+ * CLUSTERPLEX_PATH_MAP. Only inputs: everything else a remote job names
+ * lies in its session folder (the shim keeps other jobs local), and a
+ * blanket replace is how a user's file once got renamed.
+ */
 static char *
-map_path(const char *arg, const char *map)
+map_input(const char *arg, const struct agent_path_map *map)
 {
-	const char *p = map, *eq, *end;
-	char *out;
+	const char *p = strncmp(arg, "file:", 5) == 0 ? arg + 5 : arg;
+	char *mapped, *out;
 
-	while (p != NULL && *p != '\0') {
-		end = strchr(p, ',');
-		if (end == NULL)
-			end = p + strlen(p);
-		eq = memchr(p, '=', (size_t)(end - p));
-		if (eq != NULL && *p == '/' && eq[1] == '/') {
-			out = swap_prefix(arg, p, (size_t)(eq - p), eq + 1,
-			    (size_t)(end - eq - 1));
-			if (out != NULL)
-				return out;
-		}
-		p = *end != '\0' ? end + 1 : end;
-	}
-	return NULL;
+	if (map == NULL || p[0] != '/' || (mapped = agent_path_map_apply(map,
+	    p)) == NULL)
+		return NULL;
+	if (p == arg)
+		return mapped;
+	out = cpx_xprintf("file:%s", mapped);
+	free(mapped);
+	return out;
 }
 
 /*
@@ -94,8 +93,8 @@ map_arg(const char *arg, const char *prev, const struct job_argv_opts *o)
 		return cpx_xstrdup("verbose");
 	if (pl != wl || strncmp(o->pms_root, o->worker_root, pl) != 0)
 		out = swap_prefix(arg, o->pms_root, pl, o->worker_root, wl);
-	if (out == NULL && o->path_map != NULL)
-		out = map_path(arg, o->path_map);
+	if (out == NULL && prev != NULL && strcmp(prev, "-i") == 0)
+		out = map_input(arg, o->path_map);
 	if (out == NULL && o->callback_port != 0)
 		out = map_callback(arg, o->pms_port, o->callback_port);
 	return out != NULL ? out : cpx_xstrdup(arg);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -119,4 +120,29 @@ agent_state_running(const char *run_dir)
 	closedir(d);
 	free(dir);
 	return n;
+}
+
+/*
+ * -ENOSPC (with a sentence in msg) when the file system of `dir` (a job's
+ * folder) has less than min_free_mb MiB or no inode free: ffmpeg writes
+ * empty segments and exits 0 on a full disk, so a full worker must refuse
+ * jobs rather than take them all. 0 otherwise, also when `dir` cannot be
+ * examined (the cwd check reports that better).
+ */
+int
+agent_root_space(const char *dir, long min_free_mb, char *msg, size_t len)
+{
+	struct statvfs sv;
+	uint64_t mb;
+
+	if (min_free_mb <= 0 || statvfs(dir, &sv) != 0)
+		return 0;
+	mb = (uint64_t)sv.f_bavail * sv.f_frsize >> 20;
+	if (mb >= (uint64_t)min_free_mb && (sv.f_files == 0 || sv.f_favail > 0))
+		return 0;
+	snprintf(msg, len, "%.80s is full: %llu MiB free "
+	    "(CLUSTERPLEX_MIN_FREE_MB=%ld), %llu inodes free", dir,
+	    (unsigned long long)mb, min_free_mb,
+	    (unsigned long long)sv.f_favail);
+	return -ENOSPC;
 }

@@ -189,6 +189,8 @@ finish(struct agent_serve *sv)
 	close_handle((uv_handle_t *)&sv->stop_timer);
 	close_handle((uv_handle_t *)&sv->sigint);
 	close_handle((uv_handle_t *)&sv->sigterm);
+	agent_eae_stop(sv->eae);
+	sv->eae = NULL;
 }
 
 /* Stopping: leave when the dispatcher may still list us, then finish. */
@@ -276,6 +278,7 @@ health_json(const struct agent_serve *sv)
 	cJSON_AddStringToObject(root, "version", CPX_VERSION);
 	cJSON_AddNumberToObject(root, "uptime_s",
 	    (double)((now - sv->started_ms) / 1000));
+	cJSON_AddItemToObject(root, "eae", agent_eae_json(sv->eae));
 	return root;
 }
 
@@ -383,6 +386,7 @@ agent_serve_main(struct agent_config *cfg)
 		return 1;
 	}
 	start_handles(&sv);
+	sv.eae = agent_eae_start(cfg, sv.loop);
 	cpx_info("worker %s: /health on port %d, dispatcher %s, heartbeat "
 	    "every %ld ms, up to %ld jobs", cfg->name, cpx_httpd_port(sv.httpd),
 	    cfg->orchestrator_url, cfg->heartbeat_ms, cfg->max_tasks);

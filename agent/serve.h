@@ -122,6 +122,13 @@ double agent_cpu_estimate(double load1, long cpus);
  * reads its results only in the completion callback.
  */
 struct agent_call;
+struct eae_sup;
+struct cJSON;
+
+/* serve_eae.c */
+struct eae_sup *agent_eae_start(struct agent_config *cfg, uv_loop_t *loop);
+void agent_eae_stop(struct eae_sup *sup);
+struct cJSON *agent_eae_json(const struct eae_sup *sup);
 
 struct agent_serve {
 	struct agent_config *cfg;
@@ -131,6 +138,7 @@ struct agent_serve {
 	uv_timer_t stop_timer;	/* bounds the clean leave */
 	uv_signal_t sigint, sigterm;
 	struct agent_call *inflight;
+	struct eae_sup *eae;	/* EasyAudioEncoder supervisor, or NULL */
 	struct agent_sm sm;
 	unsigned timeout_ms;	/* every HTTP request */
 	uint64_t started_ms;

@@ -11,6 +11,16 @@
 /*
  * Bump CPX_PROTO_VERSION on any incompatible change. Both ends send it in
  * HELLO; a mismatch is refused with an ERROR naming both versions.
+ *
+ * Additions that stay version 1, and why each is compatible both ways:
+ *  - codec sets (SET_* frames, the job spec's "codecs"): an agent asks for
+ *    a set only when the spec names one, which only a shim that serves
+ *    sets does; an older agent ignores the field and never asks;
+ *  - the "probe" service (PROBE, PROBE_REPLY): an older agent refuses the
+ *    unknown service with ERROR, which `doctor` reports as "agent too old";
+ *  - EAE_* frames run on the worker's own socket between `agent exec` and
+ *    `agent serve` of one install, never between hosts.
+ * A change in what an existing frame means would need a new version.
  */
 #define CPX_PROTO_VERSION 1
 
@@ -43,11 +53,21 @@ enum cpx_msg {
 	CPX_MSG_STDIN = 13,	/* bytes for the transcoder; empty = EOF */
 	CPX_MSG_SIGNAL = 14,	/* u8 signal number to forward */
 
+	/*
+	 * Job service, between JOB and the transcoder's start: a codec set
+	 * the agent asked for with SET_WANT (see "Codec sets" below).
+	 */
+	CPX_MSG_SET_FILE = 15,	/* id = entry index; cpx_set_entry */
+	CPX_MSG_SET_DATA = 16,	/* id = entry index; the file's next bytes */
+	CPX_MSG_SET_SUM = 17,	/* id = entry index; 32-byte SHA-256 as read */
+	CPX_MSG_SET_END = 18,	/* JSON {"files": n, "bytes": n} | {"error": str} */
+
 	/* Job service: agent -> client. */
 	CPX_MSG_STARTED = 20,	/* JSON {"pid": n, "callback_port": n} */
 	CPX_MSG_STDOUT = 21,	/* bytes */
 	CPX_MSG_STDERR = 22,	/* bytes */
 	CPX_MSG_EXIT = 23,	/* u8 kind (enum cpx_exit_kind), u8 value, u8 core */
+	CPX_MSG_SET_WANT = 24,	/* JSON {"kind": "codecs", "name": str, "data": bool} */
 
 	/*
 	 * Callback tunnel: a TCP connection the transcoder opened to the
@@ -70,6 +90,22 @@ enum cpx_msg {
 	CPX_MSG_ROUTE_ADD = 52,	 /* shim -> fuse: JSON {"dir", "job", "worker"} */
 	CPX_MSG_ROUTE_DEL = 53,	 /* shim -> fuse: JSON {"dir"} */
 	CPX_MSG_ROUTE_OK = 54,	 /* fuse -> shim */
+
+	/*
+	 * Probe service (HELLO "probe"), for `clusterplex-shim doctor`: one
+	 * request, one reply, then the agent closes. See cpx_probe_* below.
+	 */
+	CPX_MSG_PROBE = 60,	  /* client -> agent: JSON request */
+	CPX_MSG_PROBE_REPLY = 61, /* agent -> client: JSON report */
+
+	/*
+	 * Worker-local socket $CLUSTERPLEX_RUN_DIR/agent.sock, `agent exec`
+	 * -> `agent serve`: an EasyAudioEncoder for a job. The connection is
+	 * the lease: while it is open the EAE keeps running (and is restarted
+	 * if it dies); when the last lease closes it stops after the idle time.
+	 */
+	CPX_MSG_EAE_ACQUIRE = 70, /* JSON {"root": str, "binary": str, "job": str} */
+	CPX_MSG_EAE_READY = 71,	  /* JSON {"dir": str, "pid": n, "started": bool} */
 };
 
 enum cpx_exit_kind {
@@ -117,6 +153,17 @@ int cpx_error_parse(const uint8_t *p, size_t n, char **code, char **message);
  */
 #define CPX_SERVICE_JOB "job"
 #define CPX_SERVICE_FILES "files"
+#define CPX_SERVICE_PROBE "probe"
+
+/*
+ * PROBE request: {"codecs": str|null (the set PMS uses now), "media":
+ * [str...] (sample input paths as PMS names them, at most 16)}.
+ * PROBE_REPLY: {"agent", "worker", "original_command" (SSH_ORIGINAL_COMMAND,
+ * present only under a forced command), "transcoder": {"path","ok",
+ * "version"|"error"}, "codecs": {"cpu","state" (none|cached|own|fetchable|
+ * missing),"want","dir","error"}, "transcode_dir": {"path","ok","error"},
+ * "media": [{"path","mapped","ok","error"}], "time_ms" (wall clock)}.
+ */
 
 void cpx_hello_put(struct cpx_buf *out, const char *service, const char *who);
 int cpx_hello_parse(const uint8_t *p, size_t n, char **service,
@@ -148,11 +195,13 @@ int cpx_endpoint_from_json(const struct cJSON *obj, struct cpx_endpoint *e,
  *   {"v": 1, "id": str, "session": str, "root": str, "cwd": str,
  *    "argv": [bytes...], "env": [bytes "NAME=value"...],
  *    "pms_port": n, "tunnel": bool, "verbose": bool,
- *    "inputs": [{"name": str, "size": n}...]}
+ *    "inputs": [{"name": str, "size": n}...], "codecs": str}
  * "bytes" is a JSON string when the value is valid UTF-8 and otherwise
  * {"b64": "..."}, so argv and env travel byte-for-byte whatever they hold.
  * argv excludes argv[0]. "root" is PMS's transcode folder; "cwd" must lie
  * under it and the agent maps it below its own transcode folder.
+ * "codecs" (optional) names the codec set in the job's FFMPEG_EXTERNAL_LIBS
+ * (the folder's base name) and says the client can send it (SET_WANT).
  */
 #define CPX_JOB_MAX_ARGS 8192
 #define CPX_JOB_MAX_ENV 1024
@@ -178,6 +227,7 @@ struct cpx_jobspec {
 	int verbose;
 	struct cpx_input *inputs;
 	size_t ninputs;
+	char *codecs;		/* codec set the client serves, or NULL */
 };
 
 /* jobspec.c */
@@ -401,5 +451,57 @@ int cpx_open_beneath(int dirfd, const char *path, int flags, unsigned mode,
     int nosymlinks);
 /* Splits "a/b/c" into a new "a/b" (or "" at top level) and a pointer to "c". */
 char *cpx_path_split(const char *path, const char **name);
+
+/*
+ * Codec sets. PMS's transcoder loads its codecs from FFMPEG_EXTERNAL_LIBS,
+ * a folder named "<version>-linux-<cpu>[-<variant>]" (e.g.
+ * "8bf330d-2818-linux-x86_64-standard"); a set is that folder's contents.
+ * A worker that lacks the job's set sends SET_WANT {"kind": "codecs",
+ * "name", "data": true}; the client checks the name against its own
+ * FFMPEG_EXTERNAL_LIBS (it serves nothing else) and answers, per entry in
+ * order: SET_FILE, then for a regular file its bytes as SET_DATA frames
+ * and its SHA-256 as read (SET_SUM); then SET_END. "data": false asks for
+ * the SET_FILE entries only (names for a download from another source).
+ * An error ends the stream with SET_END {"error"}.
+ *
+ * SET_FILE payload: u8 type (CPX_SET_DIR, CPX_SET_REG), u32 mode (the
+ * permission bits), u64 size (0 for a folder), str path (relative, clean,
+ * at most CPX_SET_DEPTH components). Folders come before what they hold.
+ */
+#define CPX_SET_DIR 1
+#define CPX_SET_REG 2
+#define CPX_SET_MAX_FILES 4096
+#define CPX_SET_MAX_BYTES (2ULL * 1024 * 1024 * 1024)
+#define CPX_SET_DEPTH 8
+#define CPX_SET_NAME_MAX 128
+
+struct cpx_set_entry {
+	uint8_t type;
+	uint32_t mode;
+	uint64_t size;
+	char *path;
+};
+
+/* A set's name taken apart: "<version>-linux-<cpu>[-<variant>]". */
+struct cpx_codec_set {
+	char *name;
+	char *version;		/* "8bf330d-2818" */
+	char *cpu;		/* "x86_64"; NULL when the name has no arch */
+	char *variant;		/* "standard" or NULL */
+};
+
+/* codecset.c */
+
+int cpx_set_name_valid(const char *name);
+int cpx_codec_set_parse(const char *name, struct cpx_codec_set *s);
+void cpx_codec_set_free(struct cpx_codec_set *s);
+char *cpx_codec_set_for_cpu(const struct cpx_codec_set *s, const char *cpu);
+const char *cpx_codec_cpu(void);
+char *cpx_codec_libs_dir(const char *env_value);
+char *cpx_codec_libs_value(const char *dir);
+void cpx_set_entry_put(struct cpx_buf *b, const struct cpx_set_entry *e);
+int cpx_set_entry_parse(const uint8_t *p, size_t n, struct cpx_set_entry *e);
+char *cpx_set_want_encode(const char *name, int data);
+int cpx_set_want_parse(const uint8_t *p, size_t n, char **name, int *data);
 
 #endif /* CPX_PROTOCOL_H */

@@ -73,6 +73,20 @@ ssize_t cpx_write_all(int fd, const void *buf, size_t n);
 int cpx_read_file(const char *path, size_t max, char **out, size_t *outlen);
 int cpx_mkdir_p(const char *path, mode_t mode);
 
+/* sha256.c: SHA-256, one-shot (cpx_sha256 in cpx-ssh.h) and incremental. */
+
+struct cpx_sha256_ctx {
+	uint32_t h[8];
+	uint64_t n;
+	uint8_t buf[64];
+	size_t fill;
+};
+
+void cpx_sha256_init(struct cpx_sha256_ctx *c);
+void cpx_sha256_update(struct cpx_sha256_ctx *c, const void *data, size_t n);
+void cpx_sha256_final(struct cpx_sha256_ctx *c, uint8_t out[32]);
+void cpx_sha256_hex(const uint8_t d[32], char out[65]);
+
 /* buf.c: growable byte buffers and a bounds-checked reader. */
 
 struct cpx_buf {

@@ -269,6 +269,9 @@ read_response(int fd, uint64_t deadline, struct cpx_http_response *resp)
 		if ((error = feed(&parser, &rx, chunk, (size_t)r)) != 0)
 			break;
 	}
+	/* llhttp takes a status of fewer than three digits; HTTP does not. */
+	if (error == 1 && (parser.status_code < 100 || parser.status_code > 999))
+		error = -EPROTO;
 	if (error == 1) {
 		resp->status = parser.status_code;
 		resp->body_len = rx.body.len;

@@ -29,6 +29,7 @@ cpx_jobspec_free(struct cpx_jobspec *js)
 	for (i = 0; i < js->ninputs; i++)
 		free(js->inputs[i].name);
 	free(js->inputs);
+	free(js->codecs);
 	memset(js, 0, sizeof *js);
 }
 
@@ -119,6 +120,8 @@ cpx_jobspec_encode(const struct cpx_jobspec *js)
 	cJSON_AddBoolToObject(obj, "tunnel", js->tunnel);
 	cJSON_AddBoolToObject(obj, "verbose", js->verbose);
 	cJSON_AddItemToObject(obj, "inputs", inputs_to_json(js));
+	if (js->codecs != NULL)
+		cJSON_AddStringToObject(obj, "codecs", js->codecs);
 	json = cJSON_PrintUnformatted(obj);
 	cJSON_Delete(obj);
 	if (json == NULL)
@@ -216,6 +219,22 @@ decode_required_strings(const cJSON *obj, struct cpx_jobspec *js,
 	return 0;
 }
 
+/* "codecs": the name of a set the client can send, or absent. */
+static int
+decode_codecs(const cJSON *obj, struct cpx_jobspec *js, char **cause)
+{
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(obj, "codecs");
+
+	if (c == NULL || cJSON_IsNull(c))
+		return 0;
+	if (!cJSON_IsString(c) || !cpx_set_name_valid(c->valuestring)) {
+		cpx_set_cause(cause, "\"codecs\" must be a codec set name");
+		return -EINVAL;
+	}
+	js->codecs = cpx_xstrdup(c->valuestring);
+	return 0;
+}
+
 static int
 decode_options(const cJSON *obj, struct cpx_jobspec *js, char **cause)
 {
@@ -230,7 +249,7 @@ decode_options(const cJSON *obj, struct cpx_jobspec *js, char **cause)
 	js->tunnel = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "tunnel"));
 	js->verbose =
 	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "verbose"));
-	return 0;
+	return decode_codecs(obj, js, cause);
 }
 
 /*

@@ -121,6 +121,28 @@ cpx_log_redact(char *line)
 	mask_after(line, "Authorization: Bearer ", "\r\n\"'");
 }
 
+/*
+ * A line cut at LOG_LINE_MAX may end inside a secret, where the search for
+ * the whole secret cannot see it: mask any start of a secret that ends it.
+ */
+static void
+redact_cut(char *line)
+{
+	size_t len = strlen(line), n, k;
+	int i;
+
+	for (i = 0; i < log_nsecrets; i++) {
+		n = strlen(log_secrets[i]);
+		for (k = n - 1; k > 0; k--) {
+			if (k <= len && memcmp(line + len - k, log_secrets[i],
+			    k) == 0) {
+				mask_span(line + len - k, k);
+				break;
+			}
+		}
+	}
+}
+
 static size_t
 format_prefix(char *buf, size_t size, enum cpx_log_level level,
     const char *func)
@@ -154,14 +176,17 @@ cpx_logv(enum cpx_log_level level, const char *func, const char *fmt,
 {
 	char line[LOG_LINE_MAX];
 	size_t n;
-	int saved = errno;
+	int saved = errno, cut;
 
 	if (level > log_level)
 		return;
 	n = format_prefix(line, sizeof line - 1, level, func);
-	vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+	cut = vsnprintf(line + n, sizeof line - n - 1, fmt, ap) >=
+	    (int)(sizeof line - n - 1);
 	flatten(line + n);
 	cpx_log_redact(line);
+	if (cut)
+		redact_cut(line);
 	n = strlen(line);
 	line[n++] = '\n';
 	(void)cpx_write_all(STDERR_FILENO, line, n);

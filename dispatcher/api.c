@@ -346,7 +346,13 @@ disp_api_handle(const struct cpx_httpd_req *req, struct cpx_httpd_resp *resp,
 	const char *p = req->path;
 
 	cpx_httpd_resp_header(resp, "Cache-Control", "no-store");
-	if (strcmp(p, "/api/v1/placements") == 0) {
+	if (strcmp(p, "/api/v1/auth") == 0) {
+		/* `doctor` asks whether its token is accepted; nothing changes. */
+		if (!is_get(req))
+			method_not_allowed(resp, "GET, HEAD");
+		else if (authorized(d, req, resp))
+			cpx_buf_printf(&resp->body, "{\"ok\":true}\n");
+	} else if (strcmp(p, "/api/v1/placements") == 0) {
 		if (req->method != HTTP_POST)
 			method_not_allowed(resp, "POST");
 		else if (authorized(d, req, resp))

@@ -14,6 +14,16 @@
  * strategy's key; the least recently chosen wins a tie, so equal workers
  * take turns. The job counts against the winner at once, so a burst
  * between two heartbeats spreads instead of piling onto one worker.
+ *
+ * Back-off and placements a worker has not reported steer jobs elsewhere;
+ * they must not refuse a job that a worker could run. When no worker
+ * passes the first pass, a second one ignores back-off and does not count
+ * placements the worker left unreported for two of its heartbeats: after
+ * a network blip every worker backs off at once, and a shim SIGKILLed
+ * before its transcoder started leaves a placement that would hold a slot
+ * until the start grace ends. A real job is reported at the worker's next
+ * heartbeat, so a burst still counts in full. The agent's own task limit
+ * ("busy") and the shim's retry elsewhere stay the hard stops.
  */
 
 const char *const disp_place_fail_names[] = {
@@ -54,11 +64,32 @@ excluded(const struct disp_place_req *pr, const struct disp_worker *w)
 	return 0;
 }
 
-/* -1 when w may take the job, else why not (enum disp_place_fail). */
+/* Placements w has not reported although two of its heartbeats passed. */
+static uint32_t
+stale_unseen(const struct disp_worker *w, uint64_t now)
+{
+	const struct disp_job *j;
+	uint32_t n = 0;
+
+	if (w->nunseen == 0)
+		return 0;
+	for (j = w->jobs; j != NULL; j = j->next) {
+		if (!j->seen && now - j->placed_ms >= 2 * (uint64_t)w->interval_ms)
+			n++;
+	}
+	return n;
+}
+
+/*
+ * -1 when w may take the job, else why not (enum disp_place_fail).
+ * `relaxed`: no back-off, and stale unreported placements do not count.
+ */
 static int
 ineligible(const struct disp_worker *w, const struct disp_place_req *pr,
-    uint64_t now)
+    uint64_t now, int relaxed)
 {
+	uint32_t tasks = relaxed ? w->ntasks - stale_unseen(w, now) : w->ntasks;
+
 	size_t i;
 
 	if (!disp_worker_alive(w, now))
@@ -71,9 +102,9 @@ ineligible(const struct disp_worker *w, const struct disp_place_req *pr,
 	}
 	if (w->draining)
 		return DISP_PF_DRAINING;
-	if (now < w->backoff_until)
+	if (now < w->backoff_until && !relaxed)
 		return DISP_PF_BACKOFF;
-	if ((int32_t)w->ntasks >= w->max_tasks)
+	if ((int32_t)tasks >= w->max_tasks)
 		return DISP_PF_BUSY;
 	return -1;
 }
@@ -158,23 +189,24 @@ affinity_worker(struct disp *d, const struct disp_place_req *pr, uint64_t now)
 	if (s->running == 0 && now - s->last_ms >= (uint64_t)d->cfg->affinity_ms)
 		return NULL;
 	w = disp_worker_find(d, s->worker);
-	return w != NULL && ineligible(w, pr, now) < 0 ? w : NULL;
+	return w != NULL && ineligible(w, pr, now, 0) < 0 ? w : NULL;
 }
 
+/* The strategy's choice among the workers that pass; `why` counts the others. */
 static struct disp_worker *
-best_worker(struct disp *d, const struct disp_place_req *pr, uint64_t now,
-    struct disp_placement *out)
+best_pass(struct disp *d, const struct disp_place_req *pr, uint64_t now,
+    int relaxed, size_t *why, size_t *alive)
 {
 	struct disp_worker *best = NULL, *w;
 	struct rank_key bk = { 0 }, k;
-	size_t why[DISP_PF_EXCLUDED + 1] = { 0 }, alive = 0, i;
+	size_t i;
 	int r;
 
 	for (i = 0; i < d->nworkers; i++) {
 		w = d->order[i];
-		r = ineligible(w, pr, now);
+		r = ineligible(w, pr, now, relaxed);
 		if (r != DISP_PF_NO_WORKERS)
-			alive++;
+			(*alive)++;
 		if (r >= 0) {
 			why[r]++;
 			continue;
@@ -185,6 +217,20 @@ best_worker(struct disp *d, const struct disp_place_req *pr, uint64_t now,
 			bk = k;
 		}
 	}
+	return best;
+}
+
+static struct disp_worker *
+best_worker(struct disp *d, const struct disp_place_req *pr, uint64_t now,
+    struct disp_placement *out)
+{
+	struct disp_worker *best;
+	size_t why[DISP_PF_EXCLUDED + 1] = { 0 }, relaxed[DISP_PF_EXCLUDED + 1];
+	size_t alive = 0, alive2 = 0;
+
+	best = best_pass(d, pr, now, 0, why, &alive);
+	if (best == NULL && (why[DISP_PF_BACKOFF] > 0 || why[DISP_PF_BUSY] > 0))
+		best = best_pass(d, pr, now, 1, relaxed, &alive2);
 	if (best == NULL)
 		describe_failure(pr, why, alive, out);
 	return best;

@@ -41,7 +41,7 @@ workers() {
 
 play() {
 	local rc=0
-	play_fixture dash-remux "$SESSION" "$CPX_SRC/build/clusterplex-shim" >&2 ||
+	play_fixture dash-remux "$SESSION" "$CPX_SRC/$CPX_BUILD/clusterplex-shim" >&2 ||
 		rc=$?
 	echo "the shim exited $rc"
 	return $rc

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "doctor.h"
 
 /* scripts/install-shim.sh recognises the shim by this string. */
 const char shim_marker[] = "CLUSTERPLEX-SHIM-MARKER " CPX_VERSION;
@@ -71,19 +71,34 @@ place(const struct shim_config *cfg, const struct shim_job *job,
 	fail(error == -ENOSPC ? SHIM_EXIT_NO_WORKER : SHIM_EXIT_DISPATCHER, msg);
 }
 
-/* fuse must know the session folder's worker before anything runs there. */
-static void
+/*
+ * fuse must know the session folder's worker before anything runs there.
+ * Returns 0, or -1 when fuse could not reach or trust the worker: that is
+ * the worker failing before it has the job (*out says how), and another
+ * worker may take it.
+ */
+static int
 add_route(const struct shim_config *cfg, const struct shim_job *job,
-    char **argv, const struct shim_placement *pl)
+    char **argv, const struct shim_placement *pl, struct shim_outcome *wout)
 {
 	struct shim_outcome out = { .code = SHIM_EXIT_ROUTE };
 	char *cause = NULL, msg[512];
+	int error;
 
-	if (shim_route(cfg, CPX_MSG_ROUTE_ADD, job->session_dir, pl->job_id,
-	    &pl->worker, &cause) >= 0)
-		return;
+	error = shim_route(cfg, CPX_MSG_ROUTE_ADD, job->session_dir,
+	    pl->job_id, &pl->worker, &cause);
+	if (error >= 0)
+		return 0;
 	snprintf(msg, sizeof msg, "%s", cause);
 	free(cause);
+	if (error == -EHOSTUNREACH || error == -EKEYREJECTED ||
+	    error == -ETIMEDOUT) {
+		wout->code = error == -EKEYREJECTED ? SHIM_EXIT_AUTH :
+		    SHIM_EXIT_SSH;
+		wout->fallback_ok = 1;
+		wout->message = cpx_xstrdup(msg);
+		return -1;
+	}
 	shim_report_end(cfg, pl->job_id, &out, 0);
 	if (cfg->mode == SHIM_MODE_BOTH)
 		fall_back(cfg, argv, msg);
@@ -116,8 +131,8 @@ attempt(const struct shim_config *cfg, const struct shim_job *job,
 	uint64_t t0 = cpx_now_ms();
 
 	place(cfg, job, argv, *exclude, &prev, &pl);
-	add_route(cfg, job, argv, &pl);
-	shim_run_remote(cfg, job, &pl, in, out);
+	if (add_route(cfg, job, argv, &pl, out) == 0)
+		shim_run_remote(cfg, job, &pl, in, out);
 	/* libuv left O_NONBLOCK on the files we share with PMS. */
 	shim_restore_process();
 	shim_report_end(cfg, pl.job_id, out, cpx_now_ms() - t0);
@@ -188,6 +203,12 @@ main(int argc, char **argv)
 		shim_config_free(&cfg);
 		return status;
 	}
+	if (argc >= 2 && strcmp(argv[1], "doctor") == 0) {
+		int status = shim_doctor_main(&cfg, argc, argv);
+
+		shim_config_free(&cfg);
+		return status;
+	}
 	if (argc == 2 && strcmp(argv[1], "--clusterplex-version") == 0) {
 		printf("%s\n", shim_marker + 24);
 		return 0;
@@ -201,5 +222,6 @@ main(int argc, char **argv)
 		cpx_info("running the job locally: %s", job.local);
 		shim_exec_local(&cfg, argv);
 	}
+	shim_note_inputs(&cfg, &job);
 	run_remote(&cfg, &job, argv);
 }

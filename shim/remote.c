@@ -50,6 +50,8 @@ struct run {
 	struct shim_source sin;
 	int sin_open;
 	struct cpx_tunnels *tunnels;
+	char *codec_dir;		/* PMS's codec folder for this job */
+	struct shim_setsend *setsend;	/* a set on its way to the worker */
 };
 
 static void
@@ -60,6 +62,8 @@ teardown(struct run *r)
 	r->phase = PH_DONE;
 	cpx_tunnels_free(r->tunnels);
 	r->tunnels = NULL;
+	shim_setsend_free(r->setsend);
+	r->setsend = NULL;
 	if (r->sin_open)
 		shim_source_close(&r->sin);
 	r->sin_open = 0;
@@ -171,6 +175,19 @@ on_tunnel_open(struct run *r, uint32_t id)
 	cpx_tunnels_connect(r->tunnels, id, (struct sockaddr *)&sa);
 }
 
+static void on_link_drain(struct cpx_link *link, void *arg);
+
+/* The worker lacks this job's codec set and asks for PMS's. */
+static void
+on_set_want(struct run *r, const struct cpx_frame *f)
+{
+	if (shim_setsend_active(r->setsend) || r->link == NULL)
+		return;		/* one set per job */
+	shim_setsend_free(r->setsend);
+	r->link->on_drain = on_link_drain;
+	r->setsend = shim_setsend_start(r->link, r->codec_dir, f);
+}
+
 static void
 run_frame(struct run *r, const struct cpx_frame *f)
 {
@@ -195,6 +212,9 @@ run_frame(struct run *r, const struct cpx_frame *f)
 		break;
 	case CPX_MSG_TUN_OPEN:
 		on_tunnel_open(r, f->id);
+		break;
+	case CPX_MSG_SET_WANT:
+		on_set_want(r, f);
 		break;
 	case CPX_MSG_TUN_DATA:
 	case CPX_MSG_TUN_CLOSE:
@@ -272,6 +292,7 @@ on_link_drain(struct cpx_link *link, void *arg)
 
 	if (r->sin_open)
 		shim_source_pause(&r->sin, 0);
+	shim_setsend_pump(r->setsend);
 }
 
 static void
@@ -376,6 +397,7 @@ send_job(struct run *r)
 	js.verbose = r->cfg->verbose;
 	js.inputs = inputs;
 	js.ninputs = r->in->n;
+	js.codecs = shim_codec_set(&r->codec_dir);
 	json = cpx_jobspec_encode(&js);
 	if (strlen(json) + CPX_FRAME_HDR > CPX_FRAME_MAX) {
 		/* ARG_MAX allows more than one frame carries: not for a worker. */
@@ -396,6 +418,7 @@ out:
 		free(js.argv[i]);
 	free(js.argv);
 	free(js.env);
+	free(js.codecs);
 	free(inputs);
 	free(json);
 }
@@ -553,6 +576,7 @@ shim_run_remote(const struct shim_config *cfg, const struct shim_job *job,
 	else if (error != 0)
 		connect_direct(&r);
 	uv_run(&r.loop, UV_RUN_DEFAULT);
+	free(r.codec_dir);
 	if (uv_loop_close(&r.loop) != 0)
 		cpx_debug("event loop closed with handles left");
 }

@@ -12,7 +12,12 @@
 
 #include "shim.h"
 
-#define ROUTE_TIMEOUT_MS 2000
+/*
+ * fuse answers ROUTE_ADD once the worker watches the folder: on a cold
+ * worker that includes fuse's own SSH connection, which our SSH timeout
+ * bounds for us too; the rest is slack for one round trip on a busy host.
+ */
+#define ROUTE_SLACK_MS 2000
 
 static int
 route_connect(const char *path)
@@ -57,6 +62,22 @@ route_body(int type, const char *dir, const char *job_id,
 	return out;
 }
 
+/*
+ * fuse's ERROR code as an errno: -EHOSTUNREACH and -EKEYREJECTED mean the
+ * worker could not be reached or trusted (its failure, not fuse's).
+ */
+static int
+route_errno(const char *code)
+{
+	if (code == NULL)
+		return -EPROTO;
+	if (strcmp(code, CPX_ERR_CONNECT) == 0)
+		return -EHOSTUNREACH;
+	if (strcmp(code, CPX_ERR_HOSTKEY) == 0 || strcmp(code, CPX_ERR_AUTH) == 0)
+		return -EKEYREJECTED;
+	return -EPROTO;
+}
+
 /* Reads one answer frame before the deadline; its type or -errno. */
 static int
 read_answer(int fd, uint64_t deadline, char **message)
@@ -82,9 +103,12 @@ read_answer(int fd, uint64_t deadline, char **message)
 		error = cpx_frame_next(in.data, in.len, &f, &used);
 		if (error == -EAGAIN)
 			continue;
-		if (error == 0 && f.type == CPX_MSG_ERROR &&
-		    cpx_error_parse(f.payload, f.len, &code, message) == 0)
+		if (error == 0 && f.type == CPX_MSG_ERROR) {
+			error = cpx_error_parse(f.payload, f.len, &code,
+			    message) == 0 ? route_errno(code) : -EPROTO;
 			free(code);
+			break;
+		}
 		error = error == 0 ? f.type : error;
 		break;
 	}
@@ -95,7 +119,9 @@ read_answer(int fd, uint64_t deadline, char **message)
 /*
  * Sends ROUTE_ADD or ROUTE_DEL to $CLUSTERPLEX_RUN_DIR/fuse.sock and
  * waits for ROUTE_OK. Returns 0, 1 when there is no fuse socket (shared
- * storage is assumed), or a negative errno with *cause.
+ * storage is assumed), or a negative errno with *cause: -EHOSTUNREACH or
+ * -EKEYREJECTED when fuse could not reach or trust the worker,
+ * -ETIMEDOUT when it did not answer in time.
  */
 int
 shim_route(const struct shim_config *cfg, int type, const char *dir,
@@ -123,7 +149,8 @@ shim_route(const struct shim_config *cfg, int type, const char *dir,
 		cpx_set_cause(cause, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	answer = read_answer(fd, cpx_now_ms() + ROUTE_TIMEOUT_MS, &msg);
+	answer = read_answer(fd, cpx_now_ms() + (uint64_t)cfg->ssh_timeout_ms +
+	    ROUTE_SLACK_MS, &msg);
 	if (answer != CPX_MSG_ROUTE_OK) {
 		error = answer < 0 ? answer : -EPROTO;
 		cpx_set_cause(cause, "fuse refused the route for %s: %s", dir,

@@ -183,6 +183,17 @@ void shim_run_remote(const struct shim_config *cfg,
     const struct shim_job *job, const struct shim_placement *pl,
     const struct shim_inputs *in, struct shim_outcome *out);
 
+/* codecs.c: PMS's codec set, sent to a worker that asks for it. */
+struct shim_setsend;
+struct cpx_link;
+
+char *shim_codec_set(char **dir);
+struct shim_setsend *shim_setsend_start(struct cpx_link *link,
+    const char *dir, const struct cpx_frame *f);
+void shim_setsend_pump(struct shim_setsend *s);
+int shim_setsend_active(const struct shim_setsend *s);
+void shim_setsend_free(struct shim_setsend *s);
+
 /* pool.c */
 int shim_pool_main(const struct shim_config *cfg, int argc, char **argv);
 

@@ -24,6 +24,7 @@ $(BUILD)/tests/%: tests/unit/%.c $$(call part_objs,$$(call part_bin,$$(call unit
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	scripts/check-docs.sh
 
 # libFuzzer targets build with clang and sanitizers straight from the
 # sources of common/ and of the part they exercise (all but main.c).
@@ -47,11 +48,24 @@ fuzz: fuzz-build
 fuzz-long: fuzz-build
 	scripts/run-fuzz.sh 600 $(FUZZ_BINS)
 
-# The README's test command: everything CI runs, on a clean clone, as root.
-check: deps
-	$(MAKE) all
-	$(MAKE) unit
-	$(MAKE) fuzz
+# The README's test command: everything CI runs, on a clean clone, as
+# root. Each step is a sub-make so that nothing compiles before deps.sh
+# has installed the compiler. CHECK_STEPS lets a developer run a subset.
+CHECK_DEPS  ?= build cluster browser containers
+CHECK_STEPS ?= all unit integration faults load fuzz san-check containers
+
+check:
+	scripts/deps.sh $(CHECK_DEPS)
+	@set -e; for step in $(CHECK_STEPS); do \
+		echo "==== make $$step"; t0=$$(date +%s); \
+		$(MAKE) --no-print-directory $$step; \
+		echo "==== make $$step: $$(( $$(date +%s) - t0 )) s"; done
+
+# The same unit and integration suites on an ASan+UBSan build: a sanitizer
+# report anywhere (a test's output or a cluster service's log) fails it.
+san-check:
+	$(MAKE) BUILD=build-san SAN=1 all unit
+	$(MAKE) BUILD=build-san SAN=1 integration
 
 # Folders add their own targets (cluster, integration, bench, containers).
 include $(sort $(wildcard tests/*/*.mk bench/*.mk docker/*.mk))

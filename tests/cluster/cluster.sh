@@ -19,6 +19,10 @@ CPX_CLUSTER=${CPX_CLUSTER:-cpx}
 CPX_WORKERS=${CPX_WORKERS:-2}
 CPX_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CPX_SRC=/opt/clusterplex	# where every host sees the repository
+# The binaries' folder, relative to the repository: BUILD=build-san runs
+# the cluster on the ASan+UBSan build.
+CPX_BUILD=${BUILD:-build}
+case $CPX_BUILD in /*) CPX_BUILD=${CPX_BUILD#"$CPX_REPO"/} ;; esac
 CPX_WORKER_USER=${CPX_WORKER_USER:-cpxworker}
 CPX_MEDIA_DIR=${CPX_MEDIA_DIR:-$CPX_REPO/build/media}
 CPX_FUSE_ARGS=${CPX_FUSE_ARGS:-/transcode}
@@ -429,6 +433,13 @@ cluster__on_exit() {
 	# CPX_EXIT_HOOK: a command a test adds to the tear-down (e.g. a second
 	# cluster's cluster_down).
 	[ -z "${CPX_EXIT_HOOK:-}" ] || eval "$CPX_EXIT_HOOK" || true
+	# A sanitizer build reports on stderr, into the service logs: any
+	# report fails the test, whatever the test itself concluded.
+	if [ -d "$CPX_STATE/logs" ] && grep -rlE \
+	    'ERROR: (Address|Leak)Sanitizer|runtime error:' "$CPX_STATE/logs" >&2; then
+		echo "cluster $CPX_CLUSTER: sanitizer report in the service logs above" >&2
+		[ "$rc" != 0 ] || rc=1
+	fi
 	# A failure's service logs outlive the state folder.
 	if [ "$rc" != 0 ] && [ -d "$CPX_STATE/logs" ]; then
 		local keep="$CPX_REPO/build/cluster-logs/$CPX_CLUSTER"

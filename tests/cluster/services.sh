@@ -113,7 +113,7 @@ cluster__provision_worker() {
 		>>"$CPX_STATE/hosts/pms/etc/ssh/known_hosts"
 	cluster__sshd_config "$h" >"$d/etc/ssh/sshd_config"
 	printf 'restrict,command="%s exec --env-file /etc/clusterplex/agent.env" %s\n' \
-		"$CPX_SRC/build/clusterplex-agent" "$pub" >"$d/etc/ssh/authorized_keys"
+		"$CPX_SRC/$CPX_BUILD/clusterplex-agent" "$pub" >"$d/etc/ssh/authorized_keys"
 	cluster__agent_env "$h" >"$d/etc/agent.env"
 	chgrp "$u" "$d/etc/agent.env" && chmod 640 "$d/etc/agent.env" || return
 	cluster__transcoder_link "$d/etc" && chown "$u:$u" "$d/transcode" "$d/run"
@@ -152,7 +152,7 @@ cluster__start_sshd() {
 cluster_spawn() {
 	local -
 	set +e +o pipefail	# whatever the caller set
-	local h=$1 name=$2 user="" envf="" line
+	local h=$1 name=$2 user="" envf=""
 	local -a sets=() envv
 	shift 2
 	while [ $# -gt 0 ]; do
@@ -174,13 +174,15 @@ cluster_spawn() {
 	if [ -n "$user" ]; then
 		envv+=("HOME=$(getent passwd "$user" | cut -d: -f6)" "USER=$user" "LOGNAME=$user")
 	fi
+	# The env file's lines are exported by a shell reading them from fd 5,
+	# never put on a command line: they hold tokens, and ps shows argv.
 	if [ -n "$envf" ]; then
-		while IFS= read -r line || [ -n "$line" ]; do
-			case $line in '' | '#'*) continue ;; esac
-			envv+=("$line")
-		done <"$envf"
+		# shellcheck disable=SC2016
+		envv+=(/bin/sh -c 'while IFS= read -r l || [ -n "$l" ]; do
+			case $l in "" | "#"*) ;; *) export "$l" ;; esac
+			done <&5; exec 5<&-; exec "$@"' envfile)
 	fi
-	envv+=("${sets[@]}")
+	[ ${#sets[@]} = 0 ] || envv+=(env "${sets[@]}")
 	[ -z "$user" ] || envv+=(setpriv --reuid="$user" --regid="$user" --init-groups --)
 	rm -f "$pidf" "$pidf.tmp" "${pidf%.pid}.status"
 	echo "=== $(date '+%F %T') $h: $*" >>"$log"
@@ -189,7 +191,7 @@ cluster_spawn() {
 	(nsenter --net="/run/netns/$CPX_CLUSTER-$h" --mount="$CPX_STATE/ns/$h" --wd=/ -- \
 		setsid /bin/sh -c 'echo $$ >&3; exec 3>&-; "$@" 4>&-; echo $? >&4' \
 		sh "${envv[@]}" "$@" 3>"$pidf.tmp" 4>"${pidf%.pid}.status" \
-		</dev/null >>"$log" 2>&1 &)
+		5<"${envf:-/dev/null}" </dev/null >>"$log" 2>&1 &)
 	local end=$((SECONDS + 5))
 	while [ ! -s "$pidf.tmp" ]; do
 		[ $SECONDS -lt $end ] || { cluster__err "$name on $h did not start"; return; }
@@ -291,8 +293,8 @@ cluster_stop_all() {
 # --- the ClusterPlex services ---------------------------------------------------
 
 cluster__need_bin() {
-	[ -x "$CPX_REPO/build/$1" ] ||
-		cluster__err "cannot start $2: build/$1 is not built yet (make build/$1)"
+	[ -x "$CPX_REPO/$CPX_BUILD/$1" ] ||
+		cluster__err "cannot start $2: $CPX_BUILD/$1 is not built yet (make $CPX_BUILD/$1)"
 }
 
 cluster_start_dispatcher() {
@@ -301,7 +303,7 @@ cluster_start_dispatcher() {
 	cluster__vars && cluster__need_bin clusterplex-dispatcher dispatcher || return
 	cluster_spawn pms dispatcher \
 		--env-file "$CPX_STATE/hosts/pms/etc/dispatcher.env" -- \
-		"$CPX_SRC/build/clusterplex-dispatcher" || return
+		"$CPX_SRC/$CPX_BUILD/clusterplex-dispatcher" || return
 	cluster_wait_http pms "http://127.0.0.1:$CPX_DISPATCHER_PORT/health" 10 dispatcher
 }
 
@@ -325,7 +327,7 @@ cluster_start_agent() {
 	cluster__vars && cluster__need_bin clusterplex-agent "agent serve on $h" || return
 	cluster_spawn "$h" agent --user "$CPX_WORKER_USER" \
 		--env-file "$CPX_STATE/hosts/$h/etc/agent.env" -- \
-		"$CPX_SRC/build/clusterplex-agent" serve || return
+		"$CPX_SRC/$CPX_BUILD/clusterplex-agent" serve || return
 	cluster_wait_http "$h" "http://$(cluster_host_ip "$h"):$CPX_AGENT_PORT/health" 10 agent
 }
 
@@ -363,7 +365,7 @@ cluster_start_pool() {
 	local sock="$CPX_STATE/hosts/pms/run/pool.sock" end
 	cluster__vars && cluster__need_bin clusterplex-shim "the shim's pool" || return
 	cluster_spawn pms pool --env-file "$CPX_STATE/hosts/pms/etc/pms.env" -- \
-		"$CPX_SRC/build/clusterplex-shim" pool || return
+		"$CPX_SRC/$CPX_BUILD/clusterplex-shim" pool || return
 	end=$((SECONDS + 10))
 	while [ ! -S "$sock" ]; do
 		cluster_svc_alive pms pool || { cluster__svc_died pms pool; return; }
@@ -386,7 +388,7 @@ cluster_start_fuse() {
 	cluster__vars && cluster__need_bin clusterplex-fuse fuse || return
 	# shellcheck disable=SC2086
 	cluster_spawn pms fuse --env-file "$CPX_STATE/hosts/pms/etc/pms.env" -- \
-		"$CPX_SRC/build/clusterplex-fuse" $CPX_FUSE_ARGS || return
+		"$CPX_SRC/$CPX_BUILD/clusterplex-fuse" $CPX_FUSE_ARGS || return
 	end=$((SECONDS + 10))
 	until cluster__fuse_mounted; do
 		cluster_svc_alive pms fuse || { cluster__svc_died pms fuse; return; }

@@ -9,7 +9,7 @@
 [ "$(basename -- "$0")" != agent_serve_lib.sh ] || exit 0
 . "$(dirname -- "$0")/dispatcher_lib.sh"
 
-AGENT_BIN=${AGENT_BIN:-$TOP/build/clusterplex-agent}
+AGENT_BIN=${AGENT_BIN:-$TOP/${BUILD:-build}/clusterplex-agent}
 AGENT_PORT=${AGENT_TEST_PORT:-$((DISP_PORT + 1))}
 AGENT_URL=http://127.0.0.1:$AGENT_PORT
 AGENT_PID=

@@ -79,7 +79,7 @@ for i in $(seq 1 "$CPX_WORKERS"); do
 		t_fail "w$i: no HELLO from the agent"
 	echo "$first" | grep -Eq "\"(who|worker)\": \"w$i\"" ||
 		t_fail "w$i: the agent that answered is not w$i"
-	grep -q "forced-command (key-option) '$CPX_SRC/build/clusterplex-agent exec" \
+	grep -q "forced-command (key-option) '$CPX_SRC/$CPX_BUILD/clusterplex-agent exec" \
 		"$(cluster_log "w$i" sshd)" || t_fail "w$i: sshd did not run the forced command"
 done
 t_ok "every worker's sshd accepted the PMS key and ran the agent, which answered HELLO"

@@ -9,8 +9,10 @@
 DISP_LIB_SOURCED=1
 
 TOP=$(cd "$(dirname -- "$0")/../.." && pwd)
-DISP_BIN=${DISP_BIN:-$TOP/build/clusterplex-dispatcher}
-DISP_PORT=${DISP_TEST_PORT:-13563}
+DISP_BIN=${DISP_BIN:-$TOP/${BUILD:-build}/clusterplex-dispatcher}
+# Two runners on one machine (CPX_CLUSTER differs) use other ports.
+DISP_PORT=${DISP_TEST_PORT:-$((13563 + $(printf '%s' "${CPX_CLUSTER:-}" |
+	cksum | awk '{ print ($1 % 70) * 100 }')))}
 DISP_URL=http://127.0.0.1:$DISP_PORT
 TOKEN=dispatcher-test-token-5f2a
 KEY="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDisp0atcherTestKey0000 test"

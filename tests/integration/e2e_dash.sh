@@ -25,7 +25,7 @@ cluster_start_all || t_fail "the ClusterPlex services did not all start"
 t_ok "dispatcher, fake PMS, $CPX_WORKERS agents (registered), pool and fuse run"
 
 rc=0
-play_fixture dash-remux "$SESSION" "$CPX_SRC/build/clusterplex-shim" || rc=$?
+play_fixture dash-remux "$SESSION" "$CPX_SRC/$CPX_BUILD/clusterplex-shim" || rc=$?
 [ "$rc" = 0 ] || t_fail "the shim exited $rc"
 t_ok "the shim exited 0 after $(t_json "$(play_result "$SESSION")" seconds) s"
 

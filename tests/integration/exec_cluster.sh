@@ -41,7 +41,7 @@ shim() {
 		v=()
 		while [ "$1" != -- ]; do v+=("$1"); shift; done
 		shift
-		exec env "${v[@]}" "$0" "$@"' "$CPX_SRC/build/clusterplex-shim" "$s" "$@"
+		exec env "${v[@]}" "$0" "$@"' "$CPX_SRC/$CPX_BUILD/clusterplex-shim" "$s" "$@"
 }
 
 # Stand-ins running on worker I (by the worker's network namespace).

@@ -78,9 +78,11 @@ exec_cleanup() {
 
 exec_init() {
 	EXEC_NAME=$1
-	SSH_PORT=$2
-	DISP_PORT=$(($2 + 1))
-	PMS_PORT=$(($2 + 2))
+	# Two runners on one machine (CPX_CLUSTER differs) use other ports.
+	SSH_PORT=$(($2 + $(printf '%s' "${CPX_CLUSTER:-}" | cksum |
+		awk '{ print ($1 % 70) * 100 }')))
+	DISP_PORT=$((SSH_PORT + 1))
+	PMS_PORT=$((SSH_PORT + 2))
 	[ -x "$EXEC_TOP/$EXEC_BUILD/clusterplex-shim" ] ||
 		exec_die "build $EXEC_BUILD/clusterplex-shim first"
 	T=$(mktemp -d "/tmp/cpx-exec-$EXEC_NAME.XXXXXX")

@@ -13,6 +13,10 @@
  *   where            print the working directory
  *   show NAME        print the file NAME (in the working directory)
  *   tick N           print a line every 100 ms, N times
+ *   eae N ... -eae_prefix:K P ...
+ *                    N times, 300 ms apart: drop "<P><i>.in" into
+ *                    $EAE_ROOT/Convert to WAV (to 8ch or less)/ and wait
+ *                    (10 s at most) for the EAE's "<P><i>.wav"; print it
  */
 
 #include <arpa/inet.h>
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -124,6 +129,71 @@ callback(const char *url)
 	return strncmp(resp + 9, "200", 3) == 0 ? 0 : 8;
 }
 
+/* The value after -eae_prefix[:K], as the real transcoder reads it. */
+static const char *
+eae_prefix(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i + 1 < argc; i++) {
+		if (strncmp(argv[i], "-eae_prefix", 11) == 0)
+			return argv[i + 1];
+	}
+	return "eae_";
+}
+
+static int
+eae_once(const char *dir, const char *prefix, int i)
+{
+	char in[8300], tmp[8300], out[8300], buf[512];
+	FILE *f;
+	int t;
+	size_t n;
+
+	snprintf(tmp, sizeof tmp, "%s/.%s%d.tmp", dir, prefix, i);
+	snprintf(in, sizeof in, "%s/%s%d.in", dir, prefix, i);
+	snprintf(out, sizeof out, "%s/%s%d.wav", dir, prefix, i);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return 3;
+	fprintf(f, "audio %s%d", prefix, i);
+	if (fclose(f) != 0 || rename(tmp, in) != 0)
+		return 3;
+	for (t = 0; t < 1000; t++) {
+		if ((f = fopen(out, "r")) != NULL) {
+			n = fread(buf, 1, sizeof buf - 1, f);
+			buf[n] = '\0';
+			fclose(f);
+			unlink(out);
+			printf("%s\n", buf);
+			fflush(stdout);
+			return 0;
+		}
+		usleep(10000);
+	}
+	printf("EAE timeout! EAE not running, or wrong folder? %s\n", out);
+	return 1;
+}
+
+static int
+eae(int argc, char **argv)
+{
+	const char *root = getenv("EAE_ROOT"), *prefix = eae_prefix(argc, argv);
+	char dir[4096];
+	int i, n = atoi(argv[2]), rc;
+
+	if (root == NULL)
+		return 2;
+	snprintf(dir, sizeof dir, "%s/Convert to WAV (to 8ch or less)", root);
+	mkdir(dir, 0755);
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			usleep(300000);
+		if ((rc = eae_once(dir, prefix, i)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -149,6 +219,8 @@ main(int argc, char **argv)
 		return sleeper(atoi(argv[2]));
 	if (strcmp(argv[1], "callback") == 0 && argc > 2)
 		return callback(argv[2]);
+	if (strcmp(argv[1], "eae") == 0 && argc > 2)
+		return eae(argc, argv);
 	if (strcmp(argv[1], "env") == 0) {
 		for (i = 0; environ[i] != NULL; i++)
 			printf("%s\n", environ[i]);

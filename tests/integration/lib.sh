@@ -23,7 +23,7 @@ t_since() { awk -v a="$1" -v b="$(t_now)" 'BEGIN { printf "%.2f", b - a }'; }
 t_require_parts() {
 	local b missing=()
 	for b in "$@"; do
-		[ -x "$CPX_REPO/build/$b" ] || missing+=("build/$b")
+		[ -x "$CPX_REPO/$CPX_BUILD/$b" ] || missing+=("$CPX_BUILD/$b")
 	done
 	[ ${#missing[@]} = 0 ] && return 0
 	t_fail "needs ${missing[*]}: not built yet (make ${missing[*]})"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # run.sh [TEST...] — the integration tests: every tests/integration/*.sh
-# but this one and the libraries (lib.sh, *_lib.sh), or the ones named,
+# but this one, the libraries (lib.sh, *_lib.sh) and the container tests
+# (their own step: make containers), or the ones named,
 # each run by the interpreter its first line names, one at a time,
 # each under a cluster name of its own (CPX_TEST_PREFIX + index), within
 # CPX_TEST_TIMEOUT seconds (default 600), output in build/integration/.
@@ -20,7 +21,8 @@ else
 	tests=()
 	for t in "$here"/*.sh; do
 		case ${t##*/} in
-		run.sh | lib.sh | *_lib.sh) ;;
+		# The container test has a make step of its own (make containers).
+		run.sh | lib.sh | *_lib.sh | containers_*) ;;
 		*) tests+=("$t") ;;
 		esac
 	done

@@ -46,22 +46,31 @@ static void
 test_transcode_root_and_path_map(void **state)
 {
 	struct job_argv_opts o = base;
+	struct agent_path_map map;
+	char *cause = NULL;
 	char *in[] = { "-i", "/transcode/Transcode/Sessions/s/temp-0.srt",
-	    "/transcode", "/transcodeX/a", "/media/tv/x.mkv", "/mediax/y",
-	    "/data/z" };
+	    "/transcode", "/transcodeX/a", "-i", "/media/tv/x.mkv", "-i",
+	    "/mediax/y", "-i", "file:/data/z", "/media/not-an-input.mkv",
+	    "-i", "/data/aac_lc/aac_lc.mkv" };
 	char **out;
 
+	assert_int_equal(agent_path_map_parse("/media=/mnt/nas/media, "
+	    "/data=/srv/data", &map, &cause), 0);
 	o.worker_root = "/srv/plex-transcode/";
-	o.path_map = "/media=/mnt/nas/media,bogus,/data=/srv/data";
-	out = agent_job_argv(in, 7, &o);
+	o.path_map = &map;
+	out = agent_job_argv(in, 13, &o);
 	assert_string_equal(out[2],
 	    "/srv/plex-transcode/Transcode/Sessions/s/temp-0.srt");
 	assert_string_equal(out[3], "/srv/plex-transcode");
 	assert_string_equal(out[4], "/transcodeX/a");	/* not a path prefix */
-	assert_string_equal(out[5], "/mnt/nas/media/tv/x.mkv");
-	assert_string_equal(out[6], "/mediax/y");
-	assert_string_equal(out[7], "/srv/data/z");
+	assert_string_equal(out[6], "/mnt/nas/media/tv/x.mkv");
+	assert_string_equal(out[8], "/mediax/y");
+	assert_string_equal(out[10], "file:/srv/data/z");
+	/* Only inputs are mapped; codec names inside paths stay as they are. */
+	assert_string_equal(out[11], "/media/not-an-input.mkv");
+	assert_string_equal(out[13], "/srv/data/aac_lc/aac_lc.mkv");
 	agent_strv_free(out);
+	agent_path_map_free(&map);
 }
 
 static void

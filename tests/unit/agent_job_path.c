@@ -250,6 +250,26 @@ test_state_file(void **state)
 	free(run);
 }
 
+/*
+ * Regression (tests/faults: disk-full): a worker whose transcode folder is
+ * full took every job and ffmpeg wrote empty segments with exit 0. The
+ * job service now refuses (busy) below CLUSTERPLEX_MIN_FREE_MB free.
+ */
+static void
+test_free_space(void **state)
+{
+	char msg[160];
+
+	assert_int_equal(agent_root_space(root, 0, msg, sizeof msg), 0);
+	assert_int_equal(agent_root_space(root, 1, msg, sizeof msg), 0);
+	/* No disk has 2^40 MiB free. */
+	assert_int_equal(agent_root_space(root, 1L << 40, msg, sizeof msg),
+	    -ENOSPC);
+	assert_non_null(strstr(msg, "MiB free"));
+	assert_int_equal(agent_root_space("/nonexistent-cpx", 1, msg,
+	    sizeof msg), 0);
+}
+
 int
 main(void)
 {
@@ -264,6 +284,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_spawn_group, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_state_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_space, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

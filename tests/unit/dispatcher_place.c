@@ -202,12 +202,76 @@ test_backoff(void **state)
 	/* Ordinary failures of the transcoder are not the worker's fault. */
 	end_job("f2", "failed", 3300);
 	assert_true(disp_worker_find(&d, "b")->backoff_until <= 3300);
-	/* Only one worker, backing off: 503 with the reason. */
+	/* Only one worker, backing off: it still gets the job (below). */
 	assert_int_equal(disp_leave(&d, "b", 3400), 0);
 	assert_string_equal(place("f4", NULL, NULL, 3400), "a");
 	end_job("f4", "worker-error", 3400);
-	assert_string_equal(place(NULL, NULL, NULL, 3500), "(none)");
-	assert_int_equal(d.place_fail[DISP_PF_BACKOFF], 1);
+	assert_string_equal(place(NULL, NULL, NULL, 3500), "a");
+}
+
+/*
+ * Regression (tests/faults: namespace-killed): after one failure each, all
+ * workers back off at once (a network blip does that). Back-off steers
+ * jobs to the others; when there are none it must not refuse the job.
+ */
+static void
+test_backoff_everywhere(void **state)
+{
+	cfg.strategy = DISP_RR;
+	interval_ms = 100000;
+	add_worker("a", "\"max_tasks\":5", 0);
+	add_worker("b", "\"max_tasks\":5", 0);
+	assert_string_equal(place("e1", NULL, NULL, 100), "a");
+	assert_string_equal(place("e2", NULL, NULL, 100), "b");
+	end_job("e1", "worker-error", 100);
+	/* A healthy worker is still preferred to one backing off. */
+	assert_string_equal(place("e3", NULL, NULL, 150), "b");
+	end_job("e2", "worker-error", 200);
+	assert_string_not_equal(place("e4", NULL, NULL, 300), "(none)");
+	/* The shim's retry still excludes the worker that failed it. */
+	assert_int_equal(disp_drain(&d, "b", 1), 0);
+	assert_string_equal(place("e5", NULL, NULL, 300), "a");
+	{
+		struct disp_place_req pr;
+		struct disp_placement pl;
+		char *cause = NULL;
+		const char *body = "{\"job\":\"e5\",\"exclude\":[\"a\"]}";
+
+		assert_int_equal(disp_msg_place(body, strlen(body), &pr, &cause),
+		    0);
+		assert_int_equal(disp_place(&d, &pr, 300, &pl), -EAGAIN);
+		disp_place_req_free(&pr);
+	}
+}
+
+/*
+ * Regression (tests/faults: shim-killed): a shim SIGKILLed before its
+ * transcoder started leaves a placement its worker never reports, held
+ * until the start grace ends (5 s here). Once the worker had two
+ * heartbeats to report it, such a placement no longer makes the cluster
+ * refuse work; a fresh burst and reported jobs still fill a worker.
+ */
+static void
+test_unreported_placements(void **state)
+{
+	cfg.strategy = DISP_LOAD_TASKS;
+	add_worker("a", "\"max_tasks\":2", 0);
+	add_worker("b", "\"max_tasks\":2", 0);
+	assert_string_not_equal(place("k1", NULL, NULL, 10), "(none)");
+	assert_string_not_equal(place("k2", NULL, NULL, 10), "(none)");
+	assert_string_not_equal(place("k3", NULL, NULL, 10), "(none)");
+	assert_string_not_equal(place("k4", NULL, NULL, 10), "(none)");
+	/* A burst counts at once: full within the two heartbeats. */
+	assert_string_equal(place("n0", NULL, NULL, 1500), "(none)");
+	/* Four phantoms two heartbeats (2 s) old: the next job gets a worker. */
+	assert_string_not_equal(place("n1", NULL, NULL, 2100), "(none)");
+	/* Reported jobs do fill a worker. */
+	beat("a", 10, "{\"id\":\"r1\",\"started\":1},{\"id\":\"r2\","
+	    "\"started\":1}", 2200);
+	beat("b", 10, "{\"id\":\"r3\",\"started\":1},{\"id\":\"r4\","
+	    "\"started\":1}", 2200);
+	assert_string_equal(place("n2", NULL, NULL, 4300), "(none)");
+	assert_true(d.place_fail[DISP_PF_BUSY] >= 2);
 }
 
 static void
@@ -412,6 +476,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_max_tasks, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backoff_everywhere, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unreported_placements,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_affinity, setup,
