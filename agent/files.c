@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,17 +18,52 @@
 
 void
 files_send_event(struct files_svc *s, uint8_t kind, const char *path,
-    const struct cpx_attr *a)
+    const struct cpx_attr *a, uint64_t dev, uint64_t ino)
 {
 	struct cpx_buf b;
 
 	cpx_buf_init(&b);
-	cpx_fevent_put(&b, kind, path, a);
+	cpx_fevent_put_file(&b, kind, path, a, dev, ino);
 	if (s->emit != NULL)
 		s->emit(s, &b);
 	else if (s->link != NULL)
 		cpx_link_send(s->link, CPX_MSG_FEVENT, 0, b.data, b.len);
 	cpx_buf_free(&b);
+}
+
+/* Pushed contents wait while this much output is not yet written. */
+int
+files_output_full(struct files_svc *s)
+{
+	return s->link != NULL && cpx_link_pending(s->link) > FILES_PUSH_HIGH;
+}
+
+/* Sends one encoded FPUSH frame; `frame` is emptied (or taken over). */
+void
+files_send_push(struct files_svc *s, struct cpx_buf *frame)
+{
+	struct cpx_buf payload;
+
+	if (s->emit_push != NULL && frame->len >= CPX_FRAME_HDR) {
+		payload.data = frame->data + CPX_FRAME_HDR;
+		payload.len = payload.cap = frame->len - CPX_FRAME_HDR;
+		s->emit_push(s, &payload);
+		frame->len = 0;
+	} else if (s->link != NULL) {
+		cpx_link_send_frames(s->link, frame);
+	} else {
+		frame->len = 0;
+	}
+}
+
+/* The link took what was queued: held-back pushes go on. */
+static void
+on_drain(struct cpx_link *link, void *arg)
+{
+	struct files_svc *s = arg;
+
+	if (s->push_blocked)
+		files_tasks_run(s);
 }
 
 /* The service is freed when the last of its libuv handles has closed. */
@@ -90,6 +126,9 @@ on_timer(uv_timer_t *t)
 	if (s->link == NULL)
 		return;
 	flow_control(s);
+	files_push_tick(s, uv_now(s->loop));
+	if (s->push_blocked && !files_output_full(s))
+		files_tasks_run(s);
 	if (!s->paused &&
 	    uv_now(s->loop) - s->last_heard > (uint64_t)s->cfg->link_timeout_ms) {
 		cpx_warn("file service: nothing heard for %ld ms, closing",
@@ -121,13 +160,16 @@ on_frame(struct cpx_link *link, const struct cpx_frame *f, void *arg)
 {
 	struct files_svc *s = arg;
 	struct cpx_buf reply;
+	size_t start;
 
 	s->last_heard = uv_now(s->loop);
 	switch (f->type) {
 	case CPX_MSG_FREQ:
 		cpx_buf_init(&reply);
+		start = cpx_frame_begin(&reply);
 		files_request(s, f->payload, f->len, &reply);
-		cpx_link_send_buf(link, CPX_MSG_FREPLY, f->id, &reply);
+		cpx_frame_end(&reply, start, CPX_MSG_FREPLY, f->id);
+		cpx_link_send_frames(link, &reply);
 		if (!s->paused && cpx_link_pending(link) > FILES_PAUSE_BYTES)
 			flow_control(s);
 		break;
@@ -180,12 +222,21 @@ agent_files_start(struct agent_config *cfg, struct uv_loop_s *loop,
 	arm_timer(s);
 	link->on_frame = on_frame;
 	link->on_close = on_close;
+	link->on_drain = on_drain;
 	link->arg = s;
 	/*
 	 * Replies are large (512 KiB reads): a 64 KiB pipe to sshd would make
 	 * every one a dozen wake-ups of both. Best effort: it may be a socket.
 	 */
 	fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1024 * 1024);
+	/*
+	 * Reply buffers of file contents come and go by the hundred per
+	 * second: from fresh mmap()s (glibc's default above 128 KiB) each
+	 * would cost a page fault and a zeroed page per 4 KiB, more than the
+	 * read itself. Keep them in the heap.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
 	cpx_info("file service for %s", cfg->root);
 	return 0;
 }

@@ -44,6 +44,7 @@ files_close_all(struct files_svc *s)
 			close(s->fds[i]);
 		s->fds[i] = -1;
 	}
+	files_push_close(s);
 	files_watch_close(s);
 	if (s->rootfd >= 0)
 		close(s->rootfd);
@@ -194,6 +195,8 @@ op_open(struct files_svc *s, const struct cpx_freq *q, struct cpx_buf *out)
 	    q->mode & 07777, &st);
 	if (fd < 0)
 		return fd;
+	if ((q->flags & CPX_O_ACCMODE) != CPX_O_RDONLY)
+		files_mark_written(s, fd);
 	s->fds[slot] = fd;
 	s->gens[slot]++;
 	cpx_buf_add_u64(out, (uint64_t)s->gens[slot] << 32 | slot);
@@ -335,6 +338,7 @@ op_truncate(struct files_svc *s, const struct cpx_freq *q)
 
 	if (fd < 0)
 		return fd;
+	files_mark_written(s, fd);
 	if (ftruncate(fd, (off_t)q->size) != 0)
 		error = -errno;
 	close(fd);
@@ -425,26 +429,31 @@ dispatch(struct files_svc *s, const struct cpx_freq *q, struct cpx_buf *out)
 		return files_watch_add(s, q->path);
 	case CPX_FOP_UNWATCH:
 		return files_watch_remove(s, q->path);
+	case CPX_FOP_PUSH:
+		return files_watch_push(s, q->path, q->flags, q->size);
 	}
 	return -ENOSYS;
 }
 
 /*
- * Answers one FREQ payload into `reply` (an FREPLY payload). Whatever the
+ * Appends the answer to one FREQ payload to `reply` (an FREPLY payload,
+ * possibly behind a frame header the caller reserved). Whatever the
  * request holds, the answer is a status; a malformed one gets -EPROTO.
+ * Results are written straight into `reply`: file contents are copied
+ * once, from the file into the buffer that goes out.
  */
 void
 files_request(struct files_svc *s, const uint8_t *p, size_t n,
     struct cpx_buf *reply)
 {
+	size_t base = reply->len;
 	struct cpx_freq q;
-	struct cpx_buf res;
 	int status;
 
-	cpx_buf_init(&res);
+	cpx_buf_add_u32(reply, 0);
 	status = cpx_freq_parse(p, n, &q);
 	if (status == 0)
-		status = dispatch(s, &q, &res);
+		status = dispatch(s, &q, reply);
 	if (status < 0 && status != -ENOENT) {
 		char *shown = q.path != NULL ?
 		    cpx_escape(q.path, strlen(q.path), 120) : cpx_xstrdup("");
@@ -454,8 +463,10 @@ files_request(struct files_svc *s, const uint8_t *p, size_t n,
 		free(shown);
 	}
 	cpx_freq_free(&q);
-	cpx_buf_add_u32(reply, (uint32_t)status);
-	if (status == 0)
-		cpx_buf_add(reply, res.data, res.len);
-	cpx_buf_free(&res);
+	if (status != 0)
+		reply->len = base + 4;	/* no partial result after an error */
+	reply->data[base] = (uint8_t)((uint32_t)status >> 24);
+	reply->data[base + 1] = (uint8_t)((uint32_t)status >> 16);
+	reply->data[base + 2] = (uint8_t)((uint32_t)status >> 8);
+	reply->data[base + 3] = (uint8_t)status;
 }

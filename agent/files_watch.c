@@ -1,4 +1,4 @@
-/* files_watch.c — inotify on routed session folders, reported as FEVENTs. */
+/* files_watch.c — inotify on routed session folders, as ordered tasks. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,8 +15,9 @@
 /*
  * A segment is finished when the transcoder closes it after writing (HLS
  * writes in place) or renames it into place (DASH writes *.tmp first).
- * IN_MODIFY is left out on purpose: it fires for every write(2) and would
- * flood the link with nothing the fuse side can act on.
+ * IN_MODIFY (every write(2)) is asked for only in folders whose contents
+ * are pushed (PUSH): it is what makes a growing file's blocks go out
+ * while the transcoder still writes it. It never becomes an FEVENT.
  */
 #define WATCH_MASK (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | \
     IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
@@ -32,8 +33,8 @@ find_path(struct files_svc *s, const char *path)
 	return NULL;
 }
 
-static struct files_watch *
-find_wd(struct files_svc *s, int wd)
+struct files_watch *
+files_watch_by_wd(struct files_svc *s, int wd)
 {
 	size_t i;
 
@@ -46,6 +47,7 @@ find_wd(struct files_svc *s, int wd)
 static void
 drop(struct files_svc *s, struct files_watch *w)
 {
+	files_push_unwatch(s, w->wd);
 	free(w->path);
 	*w = s->watches[--s->nwatches];
 }
@@ -78,6 +80,13 @@ open_or_create_dir(struct files_svc *s, const char *path)
 	return fd;
 }
 
+/* The watched folder, resolved beneath the root again (O_PATH). */
+int
+files_watch_dir(struct files_svc *s, struct files_watch *w)
+{
+	return cpx_open_beneath(s->rootfd, w->path, O_PATH | O_DIRECTORY, 0, 0);
+}
+
 static void
 on_readable(uv_poll_t *p, int status, int events)
 {
@@ -99,37 +108,81 @@ start_inotify(struct files_svc *s)
 	return 0;
 }
 
-int
-files_watch_add(struct files_svc *s, const char *path)
+/*
+ * The watch on `path` (created with the folder if need be), with `mask`
+ * added to what it already reports. NULL and *error when impossible.
+ */
+static struct files_watch *
+watch_get(struct files_svc *s, const char *path, uint32_t mask, int *error)
 {
+	struct files_watch *w = find_path(s, path);
 	char proc[32];
-	int fd, wd, error;
+	int fd, wd;
 
-	if (*path == '\0')
-		return -EINVAL;
-	if (find_path(s, path) != NULL)
-		return 0;
-	if (s->nwatches == FILES_MAX_WATCHES)
-		return -ENOSPC;
-	if (s->infd < 0 && (error = start_inotify(s)) != 0)
-		return error;
-	if ((fd = open_or_create_dir(s, path)) < 0)
-		return fd;
+	*error = 0;
+	if (*path == '\0') {
+		*error = -EINVAL;
+		return NULL;
+	}
+	if (w == NULL && s->nwatches == FILES_MAX_WATCHES) {
+		*error = -ENOSPC;
+		return NULL;
+	}
+	if (s->infd < 0 && (*error = start_inotify(s)) != 0)
+		return NULL;
+	if ((fd = open_or_create_dir(s, path)) < 0) {
+		*error = fd;
+		return NULL;
+	}
 	/*
 	 * No descriptor is kept: one held open would keep the folder's
 	 * dentry alive, and its removal would then never be reported.
 	 */
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	wd = inotify_add_watch(s->infd, proc, WATCH_MASK);
-	error = wd < 0 ? -errno : 0;
+	wd = inotify_add_watch(s->infd, proc, WATCH_MASK | mask | IN_MASK_ADD);
+	*error = wd < 0 ? -errno : 0;
 	close(fd);
-	if (wd < 0 || find_wd(s, wd) != NULL)
-		return error;	/* another path watches this folder already */
+	if (wd < 0)
+		return NULL;
+	if (w != NULL)
+		return w;
+	if ((w = files_watch_by_wd(s, wd)) != NULL)
+		return w;	/* another path names this folder already */
 	s->watches = cpx_xrealloc(s->watches,
 	    (s->nwatches + 1) * sizeof *s->watches);
-	s->watches[s->nwatches].wd = wd;
-	s->watches[s->nwatches].path = cpx_xstrdup(path);
-	s->nwatches++;
+	w = &s->watches[s->nwatches++];
+	memset(w, 0, sizeof *w);
+	w->wd = wd;
+	w->path = cpx_xstrdup(path);
+	return w;
+}
+
+/* WATCH: FEVENTs for the folder. */
+int
+files_watch_add(struct files_svc *s, const char *path)
+{
+	struct files_watch *w;
+	int error;
+
+	if ((w = watch_get(s, path, 0, &error)) != NULL)
+		w->events = 1;
+	return error;
+}
+
+/* PUSH: share `flags & 0xffff` of `flags >> 16` of its files' contents. */
+int
+files_watch_push(struct files_svc *s, const char *path, uint32_t flags,
+    uint64_t max)
+{
+	struct files_watch *w;
+	int error;
+
+	if ((w = watch_get(s, path, IN_MODIFY, &error)) == NULL)
+		return error;
+	w->push = 1;
+	w->share = flags & 0xffff;
+	w->shares = flags >> 16;
+	w->push_max = max < FILES_PUSH_MAX_BYTES ? max : FILES_PUSH_MAX_BYTES;
 	return 0;
 }
 
@@ -150,35 +203,22 @@ static void
 name_event(struct files_svc *s, struct files_watch *w,
     const struct inotify_event *ev)
 {
-	char *path = cpx_xprintf("%s/%s", w->path, ev->name);
-	struct cpx_attr a;
-	struct stat st;
-	uint8_t kind;
-	int fd, found = 0;
+	struct files_task *t;
 
-	if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
-		kind = CPX_FEV_REMOVED;
-	else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
-		kind = CPX_FEV_COMPLETE;
-	else
-		kind = CPX_FEV_CREATED;
-	/*
-	 * A name gone again before we could stat it: its CREATED still
-	 * matters (the fuse side forgets a cached "no such file"), a COMPLETE
-	 * without attributes does not (its REMOVED follows).
-	 */
-	if (kind != CPX_FEV_REMOVED && (fd = cpx_open_beneath(s->rootfd,
-	    w->path, O_PATH | O_DIRECTORY, 0, 0)) >= 0) {
-		found = fstatat(fd, ev->name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-		close(fd);
+	if (ev->mask & IN_MODIFY) {
+		if (w->push)
+			files_push_modified(s, w, ev->name);
+		if (!(ev->mask & ~(uint32_t)IN_MODIFY))
+			return;
 	}
-	if (found) {
-		cpx_attr_from_stat(&a, &st);
-		files_send_event(s, kind, path, &a);
-	} else if (kind != CPX_FEV_COMPLETE) {
-		files_send_event(s, kind, path, NULL);
+	if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
+		t = files_task_add(s, TASK_EVENT, w, CPX_FEV_REMOVED, ev->name);
+		t->deleted = (ev->mask & IN_DELETE) != 0;
+	} else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+		files_task_add(s, TASK_COMPLETE, w, CPX_FEV_COMPLETE, ev->name);
+	} else if (ev->mask & IN_CREATE) {
+		files_task_add(s, TASK_EVENT, w, CPX_FEV_CREATED, ev->name);
 	}
-	free(path);
 }
 
 static void
@@ -189,14 +229,15 @@ one_event(struct files_svc *s, const struct inotify_event *ev)
 
 	if (ev->mask & IN_Q_OVERFLOW) {
 		for (i = 0; i < s->nwatches; i++)
-			files_send_event(s, CPX_FEV_OVERFLOW,
-			    s->watches[i].path, NULL);
+			files_task_add(s, TASK_EVENT, &s->watches[i],
+			    CPX_FEV_OVERFLOW, NULL);
+		files_push_overflow(s);
 		return;
 	}
-	if ((w = find_wd(s, ev->wd)) == NULL)
+	if ((w = files_watch_by_wd(s, ev->wd)) == NULL)
 		return;
 	if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
-		files_send_event(s, CPX_FEV_DIR_GONE, w->path, NULL);
+		files_task_add(s, TASK_EVENT, w, CPX_FEV_DIR_GONE, NULL);
 		if (!(ev->mask & IN_IGNORED))
 			inotify_rm_watch(s->infd, w->wd);
 		drop(s, w);
@@ -206,7 +247,11 @@ one_event(struct files_svc *s, const struct inotify_event *ev)
 		name_event(s, w, ev);
 }
 
-/* Reads and reports every queued inotify event. */
+/*
+ * Reads every queued inotify event into tasks, then runs them. With too
+ * many tasks waiting (pushes held back by a slow link), stops reading:
+ * the kernel queues meanwhile and reports an overflow if it must.
+ */
 void
 files_watch_drain(struct files_svc *s)
 {
@@ -218,17 +263,34 @@ files_watch_drain(struct files_svc *s)
 
 	if (s->infd < 0)
 		return;
-	for (;;) {
+	while (s->ntasks < FILES_MAX_TASKS) {
 		n = read(s->infd, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return;
+			break;
 		for (p = buf; p < buf + n; p += sizeof *ev + ev->len) {
 			ev = (const struct inotify_event *)p;
 			one_event(s, ev);
 		}
 	}
+	if (s->ntasks >= FILES_MAX_TASKS && s->loop != NULL &&
+	    !s->inpoll_stopped) {
+		uv_poll_stop(&s->inpoll);
+		s->inpoll_stopped = 1;
+	}
+	files_tasks_run(s);
+}
+
+/* Tasks went out: read inotify again if it was held back. */
+void
+files_watch_resume(struct files_svc *s)
+{
+	if (!s->inpoll_stopped || s->ntasks >= FILES_MAX_TASKS / 2 ||
+	    s->infd < 0)
+		return;
+	s->inpoll_stopped = 0;
+	uv_poll_start(&s->inpoll, UV_READABLE, on_readable);
 }
 
 void

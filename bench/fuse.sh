@@ -1,135 +1,333 @@
 #!/bin/bash
-# bench/fuse.sh — clusterplex-fuse, measured in one run, on loopback:
+# bench/fuse.sh — clusterplex-fuse measured on loopback, in one run:
 #
-#   (a) a segment renamed into place on the worker: how long until it can
-#       be opened and its first bytes read through the mount, and until
-#       its whole contents were read (p50, p99);
-#   (b) a large remote file read cold and sequentially through the mount,
-#       beside sshfs mounting the same worker folder over the same sshd;
-#   (c) segments fetched already, read through the mount, beside the same
-#       bytes read from local files: each segment opened, read and closed
-#       (what serving one costs), and read() alone on open files.
+#   (0) the ceiling: what one SSH connection carries on this machine with
+#       nothing else in the way: a blocking libssh2 1.10 reader (our SSH
+#       library; bench/fuse_raw.c) and OpenSSH's `ssh ... cat`, with the
+#       client's CPU per MB;
+#   (a) a segment renamed (DASH) or closed (HLS) on the worker: how long
+#       until its first bytes, and its whole contents, read through the
+#       mount (one process writes and reads: one clock; p50, p99).
+#       Written the way ffmpeg 5.1 writes them (strace): DASH, the whole
+#       segment in 256 KiB writes right before its rename (the muxer
+#       keeps the fragment in memory); HLS (mpegts), 32 KiB writes while
+#       it encodes (here 2 MiB over ~0.2 s), then close. And real ffmpeg
+#       writing DASH segments, timed from its renames seen by inotify;
+#   (b) a large file read cold and sequentially through the mount, beside
+#       sshfs mounting the same worker folder through the same sshd: the
+#       same file size, read the same way (1 MiB reads), each side on a
+#       fresh file whose pages were dropped on the worker (fsync, then
+#       POSIX_FADV_DONTNEED), the sides alternating, medians of the runs,
+#       and the CPU each side's processes spent per MB;
+#   (c) segments fetched already (those of (a)), read through the mount,
+#       beside the same bytes in local files: the worker's own copies (as
+#       the writer wrote them) and copies written in one write (as ours
+#       are, which decides the page cache's folio sizes); read() alone,
+#       and open+read+close per segment.
 #
 # The worker is a real `clusterplex-agent exec` behind a throwaway sshd on
 # 127.0.0.1 (tests/integration/fuse_lib.sh); the product binary connects
 # over SSH with a pinned host key. Knobs (environment):
-#   BENCH_SEGMENTS (200)   segments for (a) and (c)
-#   BENCH_SEG_KB (2048)    segment size (4 s of 720p at 4 Mbit/s)
-#   BENCH_BIG_MB (256)     file size for (b); BENCH_RUNS (3) runs per side
+#   BENCH_SEGMENTS (60)   segments per (a) series
+#   BENCH_BIG_MB (256)    file size for (0) and (b); BENCH_RUNS (5) runs
+#   BENCH_FFMPEG (1)      0 skips the real-ffmpeg series of (a)
 # Targets: (a) p50 < 5 ms; (b) >= 2x sshfs; (c) >= 0.8x local.
 set -eu -o pipefail
 FZ_TRANSPORT=ssh
 . "$(dirname "$0")/../tests/integration/fuse_lib.sh"
-fz_require python3 sshfs ssh-keygen
-[ -x "$FZ_BUILD/bench/fuse_read" ] || fz_fail "build/bench/fuse_read is not built (make bench-fuse)"
+fz_require python3 sshfs ssh ssh-keygen
+for b in fuse_read fuse_raw; do
+	[ -x "$FZ_BUILD/bench/$b" ] || fz_fail "build/bench/$b is not built (make bench-fuse)"
+done
 fz_setup
 fz_worker w1
 fz_sshd w1
-fz_mount
+# The ceiling's key runs `cat` of one file instead of the agent.
+ssh-keygen -q -t ed25519 -N '' -f "$FZ/ssh/raw_ed25519"
+printf 'restrict,command="cat %s" %s\n' "$FZ/w1/raw.bin" \
+    "$(cat "$FZ/ssh/raw_ed25519.pub")" >>"$FZ/ssh/authorized_w1"
+fz_mount CLUSTERPLEX_LOG_LEVEL=debug
 S=Transcode/Sessions
-mkdir -p "$FZ/mnt/$S/bench" "$FZ/sshfs"
+mkdir -p "$FZ/mnt/$S/bench" "$FZ/mnt/$S/ffmpeg" "$FZ/sshfs"
 fz_route "$S/bench" bench w1
-W=$FZ/w1/$S/bench
+fz_route "$S/ffmpeg" ffmpeg w1
 port=$(cat "$FZ/ssh/port_w1")
 sshfs -p "$port" -o IdentitiesOnly=yes,IdentityFile="$FZ/ssh/sftp_ed25519" \
     -o UserKnownHostsFile="$FZ/ssh/known_hosts",StrictHostKeyChecking=yes \
     "root@127.0.0.1:$FZ/w1" "$FZ/sshfs"
 trap 'fusermount3 -u "$FZ/sshfs" 2>/dev/null || true; fz_cleanup' EXIT
+sshfs_pid=$(pgrep -n -f "sshfs -p $port") || fz_fail "no sshfs process"
+sleep 0.5
 
-python3 - "$W" "$FZ/mnt/$S/bench" "$FZ/sshfs/$S/bench" "$FZ_BUILD/bench/fuse_read" <<'EOF'
-import os, statistics, subprocess, sys, time
-worker, mnt, sshfs, reader = sys.argv[1:]
-nseg = int(os.environ.get("BENCH_SEGMENTS", "200"))
-seg = int(os.environ.get("BENCH_SEG_KB", "2048")) * 1024
+python3 - "$FZ" "$FZ_BUILD/bench" "$port" "$FZ_PID" "$(cat "$FZ/sshd_w1.pid")" \
+    "$sshfs_pid" <<'EOF'
+import ctypes, os, select, statistics, struct, subprocess, sys, time
+fz, bench, port, fuse_pid, sshd_pid, sshfs_pid = sys.argv[1:]
+port, fuse_pid, sshd_pid, sshfs_pid = int(port), int(fuse_pid), int(sshd_pid), int(sshfs_pid)
+S = "Transcode/Sessions"
+wrk, mnt = os.path.join(fz, "w1", S, "bench"), os.path.join(fz, "mnt", S, "bench")
+sshfs_dir = os.path.join(fz, "sshfs", S, "bench")
+nseg = int(os.environ.get("BENCH_SEGMENTS", "60"))
 big = int(os.environ.get("BENCH_BIG_MB", "256")) << 20
-runs = int(os.environ.get("BENCH_RUNS", "3"))
+runs = int(os.environ.get("BENCH_RUNS", "5"))
+HZ = os.sysconf("SC_CLK_TCK")
 
-def payload(i, size):
-    head = b"segment %06d " % i
+def pct(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(len(v) * q))]
+
+def load():
+    return open("/proc/loadavg").read().split()[0]
+
+print("machine: %d cpus, Linux %s, load average %s" % (os.cpu_count(),
+      os.uname().release, load()))
+
+# --- whose CPU is whose: processes below our sshd, by their command ---
+def procs():
+    out = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            s = open("/proc/%s/stat" % p).read()
+            cmd = open("/proc/%s/cmdline" % p, "rb").read().replace(b"\0", b" ")
+        except OSError:
+            continue
+        f = s[s.rindex(")") + 2:].split()
+        out[int(p)] = (int(f[1]), int(f[11]) + int(f[12]), cmd.decode("latin1"))
+    return out
+
+def sides():
+    """Process ids of each side: ours (fuse, its sessions and agents) and
+    sshfs's (sshfs, its ssh, its session and sftp-server)."""
+    ps = procs()
+    kids = {}
+    for pid, (ppid, _, _) in ps.items():
+        kids.setdefault(ppid, []).append(pid)
+    def tree(pid):
+        out, todo = [], [pid]
+        while todo:
+            p = todo.pop()
+            out.append(p)
+            todo += kids.get(p, [])
+        return out
+    ours, theirs = [fuse_pid], tree(sshfs_pid)
+    for sess in kids.get(sshd_pid, []):
+        t = tree(sess)
+        cmds = " ".join(ps[p][2] for p in t if p in ps)
+        if "clusterplex-agent" in cmds:
+            ours += t
+        elif "sftp-server" in cmds:
+            theirs += t
+    return ours, theirs
+
+def cpu(pids):
+    ps = procs()
+    return sum(ps[p][1] for p in pids if p in ps) / HZ
+
+# --- (0) the ceiling ---
+block = os.urandom(1 << 20)
+with open(os.path.join(fz, "w1", "raw.bin"), "wb") as f:
+    for _ in range(big >> 20):
+        f.write(block)
+key = os.path.join(fz, "ssh", "raw_ed25519")
+for mac in ("hmac-sha2-256", "hmac-sha1"):
+    rs = [subprocess.run([os.path.join(bench, "fuse_raw"), str(port), key,
+                          "aes128-ctr", mac], check=True, capture_output=True,
+                         text=True).stdout.split() for _ in range(3)]
+    print("(0) ceiling, libssh2 1.10, one blocking connection, aes128-ctr %s:"
+          " %.0f MB/s, client %.2f ms CPU per MB (median of 3)" % (mac,
+          statistics.median(float(r[0]) for r in rs),
+          statistics.median(float(r[1]) for r in rs)))
+rates, cpus = [], []
+for _ in range(3):
+    c0 = os.times()
+    t0 = time.perf_counter()
+    subprocess.run(["ssh", "-q", "-p", str(port), "-i", key, "-o",
+                    "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" +
+                    os.path.join(fz, "ssh", "known_hosts"), "root@127.0.0.1"],
+                   check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL)
+    t = time.perf_counter() - t0
+    c1 = os.times()
+    rates.append(big / t / 1e6)
+    cpus.append((c1.children_user + c1.children_system - c0.children_user -
+                 c0.children_system) * 1e3 / (big / 1e6))
+print("(0) ceiling, OpenSSH ssh ... cat (its default cipher): %.0f MB/s, "
+      "client %.2f ms CPU per MB (median of 3)" % (statistics.median(rates),
+      statistics.median(cpus)))
+os.unlink(os.path.join(fz, "w1", "raw.bin"))
+
+# --- (a) rename or close -> readable ---
+def payload(tag, size):
+    head = b"%s " % tag.encode()
     return (head * (size // len(head) + 1))[:size]
 
-def read_all(path, chunk=1 << 20):
-    n = 0
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                return n
-            n += len(b)
-
-# (a) rename on the worker -> first bytes, then all of it, through the mount.
-first, whole = [], []
-for i in range(nseg):
-    name = "chunk-stream0-%05d.m4s" % i
-    data = payload(i, seg)
-    with open(os.path.join(worker, name + ".tmp"), "wb") as f:
-        for k in range(0, seg, 32768):     # as ffmpeg's 32 KiB I/O buffer does
-            f.write(data[k:k + 32768])
-    path = os.path.join(mnt, name)
-    t0 = time.perf_counter()
-    os.rename(os.path.join(worker, name + ".tmp"), os.path.join(worker, name))
+def poll(path, data, t0):
+    first = None
     while True:
         try:
             with open(path, "rb", buffering=0) as f:
                 head = f.read(65536)
-                if head != data[:65536]:
-                    continue
-                t1 = time.perf_counter()
-                rest = f.read(seg)
-            if head + rest == data:
-                break
+                if head == data[:65536]:
+                    if first is None:
+                        first = time.perf_counter() - t0
+                    if head + f.read(len(data)) == data:
+                        return first, time.perf_counter() - t0
         except FileNotFoundError:
             pass
         time.sleep(0.0001)
-    first.append((t1 - t0) * 1000)
-    whole.append((time.perf_counter() - t0) * 1000)
-    time.sleep(0.02)        # segments come some time apart
-def pct(v, q):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(len(v) * q))]
-print("(a) rename -> readable, %d x %d KiB: first bytes p50 %.2f ms, p99 %.2f ms;"
-      " whole segment p50 %.2f ms, p99 %.2f ms (target p50 < 5 ms)"
-      % (nseg, seg >> 10, pct(first, .5), pct(first, .99), pct(whole, .5),
-         pct(whole, .99)))
 
-# (c) fetched segments through the mount, beside the same bytes read
-# locally, by a C reader with one reused buffer (bench/fuse_read.c).
-names = ["chunk-stream0-%05d.m4s" % i for i in range(nseg)]
+def series(kind, size):
+    first, whole = [], []
+    for i in range(nseg):
+        name = "%s-%d-%05d.m4s" % (kind, size >> 10, i)
+        data = payload(name, size)
+        if kind == "dash":
+            tmp = os.path.join(wrk, name + ".tmp")
+            with open(tmp, "wb") as f:
+                for k in range(0, size, 262144):
+                    f.write(data[k:k + 262144])
+            t0 = time.perf_counter()
+            os.rename(tmp, os.path.join(wrk, name))
+        else:
+            fd = os.open(os.path.join(wrk, name), os.O_WRONLY | os.O_CREAT)
+            for k in range(0, size, 32768):
+                os.write(fd, data[k:k + 32768])
+                time.sleep(0.003)
+            t0 = time.perf_counter()
+            os.close(fd)
+        a, b = poll(os.path.join(mnt, name), data, t0)
+        first.append(a * 1000)
+        whole.append(b * 1000)
+        time.sleep(0.05)	# segments come some time apart
+    print("(a) %s, %d x %d KiB: whole segment p50 %.2f ms, p99 %.2f ms;"
+          " first bytes p50 %.2f ms, p99 %.2f ms (target p50 < 5 ms)" % (
+          "DASH (256 KiB writes, rename)" if kind == "dash" else
+          "HLS (32 KiB writes over ~0.2 s, close)", nseg, size >> 10,
+          pct(whole, .5), pct(whole, .99), pct(first, .5), pct(first, .99)))
+
+series("dash", 2 << 20)
+series("dash", 1 << 20)
+series("hls", 2 << 20)
+
+def ffmpeg_series():
+    """Real ffmpeg writing DASH on the worker; its renames seen by inotify."""
+    src = os.path.join(fz, "clip.mkv")
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=s=1280x720:r=24:d=16", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "24", "-b:v", "16M",
+                    "-maxrate", "16M", "-bufsize", "4M", src], check=True)
+    d = os.path.join(fz, "w1", S, "ffmpeg")
+    libc = ctypes.CDLL(None, use_errno=True)
+    ifd = libc.inotify_init1(0)
+    libc.inotify_add_watch(ifd, d.encode(), 0x80)	# IN_MOVED_TO
+    p = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-i", src,
+                          "-map", "0", "-c", "copy", "-f", "dash",
+                          "-seg_duration", "1", "-init_seg_name",
+                          "init-stream$RepresentationID$.m4s",
+                          "-media_seg_name",
+                          "chunk-stream$RepresentationID$-$Number%05d$.m4s",
+                          "dash"], cwd=d)
+    whole, sizes = [], []
+    while p.poll() is None or select.select([ifd], [], [], 0)[0]:
+        if not select.select([ifd], [], [], 0.5)[0]:
+            continue
+        buf = os.read(ifd, 4096)
+        t0 = time.perf_counter()
+        off, names = 0, []
+        while off < len(buf):
+            _, _, _, n = struct.unpack_from("iIII", buf, off)
+            names.append(buf[off + 16:off + 16 + n].rstrip(b"\0").decode())
+            off += 16 + n
+        for name in names:
+            if not name.startswith("chunk-"):
+                continue
+            data = open(os.path.join(d, name), "rb").read()
+            _, b = poll(os.path.join(fz, "mnt", S, "ffmpeg", name), data, t0)
+            whole.append(b * 1000)
+            sizes.append(len(data))
+    p.wait()
+    os.close(ifd)
+    print("(a) real ffmpeg DASH (16 Mbit/s, 1 s segments), %d segments of "
+          "%.0f KiB: whole segment p50 %.2f ms, p99 %.2f ms (from its rename)"
+          % (len(whole), statistics.mean(sizes) / 1024, pct(whole, .5),
+             pct(whole, .99)))
+
+if os.environ.get("BENCH_FFMPEG", "1") != "0":
+    ffmpeg_series()
+
+# --- (c) fetched segments: the 2 MiB DASH ones of (a) ---
+names = ["dash-2048-%05d.m4s" % i for i in range(nseg)]
+copies = os.path.join(fz, "copies")
+os.mkdir(copies)
+for n in names:		# the same bytes, written in one write
+    with open(os.path.join(copies, n), "wb") as f:
+        f.write(open(os.path.join(wrk, n), "rb").read())
 def rates(top):
-    out = subprocess.run([reader, "3"] + [os.path.join(top, n) for n in names],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([os.path.join(bench, "fuse_read"), "3"] +
+                         [os.path.join(top, n) for n in names], check=True,
+                         capture_output=True, text=True).stdout
     return [float(x) for x in out.split()]
-rates(worker)                                  # the local copy is warm too
-crun = [(rates(mnt), rates(worker)) for _ in range(3)]
-for k, label in ((0, "open+read+close per segment"), (1, "read() on open files")):
+rates(wrk), rates(copies)			# local pages warm too
+crun = [(rates(mnt), rates(wrk), rates(copies)) for _ in range(3)]
+for k, label in ((1, "read() on open files"), (0, "open+read+close per segment")):
     m = statistics.median(r[0][k] for r in crun)
     l = statistics.median(r[1][k] for r in crun)
-    print("(c) fetched segments, %s: mount %.0f MB/s, local %.0f MB/s: %.2fx"
-          " (target >= 0.8x)" % (label, m, l, m / l))
+    c = statistics.median(r[2][k] for r in crun)
+    print("(c) fetched segments, %s: mount %.0f MB/s; local as the writer "
+          "wrote it %.0f MB/s: %.2fx; local written in one write %.0f MB/s:"
+          " %.2fx (target >= 0.8x)" % (label, m, l, m / l, c, m / c))
+passed = open(os.path.join(fz, "fuse.log")).read().count(": passed through")
+print("    opens passed through to local copies: %d" % passed)
 
-# (b) cold sequential reads of a large file: a fresh file for every run.
-block = os.urandom(1 << 20)
+# --- (b) cold sequential reads of a large file ---
 def make(path):
     with open(path, "wb") as f:
         for _ in range(big >> 20):
-            f.write(block)
+            f.write(os.urandom(1 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+def read_all(path):
+    n = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return n
+            n += len(b)
+
 res = {"clusterplex-fuse": [], "sshfs": []}
+cpm = {"clusterplex-fuse": [], "sshfs": []}
+order = [("clusterplex-fuse", mnt), ("sshfs", sshfs_dir)]
 for r in range(runs):
-    for side, top in (("clusterplex-fuse", mnt), ("sshfs", sshfs)):
+    for side, top in (order if r % 2 == 0 else order[::-1]):
         name = "big-%s-%d.bin" % (side.split("-")[0], r)
-        make(os.path.join(worker, name))
-        time.sleep(0.2)
+        make(os.path.join(wrk, name))
+        time.sleep(0.3)
+        pids = sides()[0 if side == "clusterplex-fuse" else 1]
+        c0 = cpu(pids)
         t0 = time.perf_counter()
         n = read_all(os.path.join(top, name))
-        res[side].append(n / (time.perf_counter() - t0) / 1e6)
+        t = time.perf_counter() - t0
+        c = cpu(pids) - c0
         assert n == big, (side, n)
-        os.unlink(os.path.join(worker, name))
+        res[side].append(n / t / 1e6)
+        cpm[side].append(c * 1e3 / (n / 1e6))
+        os.unlink(os.path.join(wrk, name))
 ours, theirs = statistics.median(res["clusterplex-fuse"]), statistics.median(res["sshfs"])
 print("(b) cold sequential %d MiB, median of %d: clusterplex-fuse %.0f MB/s, "
       "sshfs %.0f MB/s: %.2fx (target >= 2x)" % (big >> 20, runs, ours, theirs,
                                                   ours / theirs))
-print("    runs: ours %s; sshfs %s" % (" ".join("%.0f" % x for x in res["clusterplex-fuse"]),
-                                      " ".join("%.0f" % x for x in res["sshfs"])))
+print("    runs (MB/s): ours %s; sshfs %s" % (
+      " ".join("%.0f" % x for x in res["clusterplex-fuse"]),
+      " ".join("%.0f" % x for x in res["sshfs"])))
+print("    CPU per MB read, median: ours (fuse, sshd, agent) %.2f ms; sshfs "
+      "(sshfs, ssh, sshd, sftp-server) %.2f ms" % (
+      statistics.median(cpm["clusterplex-fuse"]), statistics.median(cpm["sshfs"])))
+print("load average at the end: %s" % load())
 EOF
 fusermount3 -u "$FZ/sshfs"
 fz_unmount

@@ -56,6 +56,7 @@ void cpx_link_send(struct cpx_link *link, uint8_t type, uint32_t id,
     const void *payload, size_t len);
 void cpx_link_send_buf(struct cpx_link *link, uint8_t type, uint32_t id,
     struct cpx_buf *payload);
+void cpx_link_send_frames(struct cpx_link *link, struct cpx_buf *frames);
 size_t cpx_link_pending(struct cpx_link *link);
 void cpx_link_pause(struct cpx_link *link, int paused);
 void cpx_link_close(struct cpx_link *link);

@@ -82,6 +82,7 @@ enum cpx_msg {
 	CPX_MSG_FREQ = 40,	/* id = request id; u8 op (enum cpx_fop) + args */
 	CPX_MSG_FREPLY = 41,	/* id = request id; i32 status (0/-errno) + result */
 	CPX_MSG_FEVENT = 42,	/* u8 kind (enum cpx_fevent), str path, attr */
+	CPX_MSG_FPUSH = 43,	/* contents of files being written, see below */
 
 	/* PMS-host local sockets. */
 	CPX_MSG_POOL_OPEN = 50,	 /* shim -> pool: JSON cpx_endpoint + "service" */
@@ -124,6 +125,9 @@ struct cpx_frame {
 const char *cpx_msg_name(int type);
 void cpx_frame_put(struct cpx_buf *out, uint8_t type, uint32_t id,
     const void *payload, size_t len);
+size_t cpx_frame_begin(struct cpx_buf *out);
+void cpx_frame_end(struct cpx_buf *out, size_t start, uint8_t type,
+    uint32_t id);
 int cpx_frame_next(const uint8_t *data, size_t len, struct cpx_frame *f,
     size_t *consumed);
 
@@ -253,6 +257,7 @@ int cpx_jobspec_decode(const char *json, size_t len, struct cpx_jobspec *js,
  *   TRUNCATE   str path, u64 size
  *   CHMOD      str path, u32 mode
  *   UTIMENS    str path, attr-times (i64 s, u32 ns) atime, mtime
+ *   PUSH       str path, u32 share | shares << 16, u64 largest file pushed
  * Reply payload: i32 status (0 or -errno); on success, per op:
  *   STAT       attr
  *   READDIR    u32 count, count x (str name, attr), u64 next (0: no more)
@@ -271,8 +276,13 @@ int cpx_jobspec_decode(const char *json, size_t len, struct cpx_jobspec *js,
  * FEVENTs for it follow until UNWATCH or the link ends. A malformed
  * request is answered with -EPROTO; the link stays up.
  *
+ * PUSH watches the folder like WATCH (without sending FEVENTs for it, unless
+ * WATCH asked for them too) and pushes the contents of its files as they
+ * are written: see CPX_MSG_FPUSH. UNWATCH ends both.
+ *
  * Changes from the first draft (both ends are in this tree): READDIR pages
- * with a cookie, PREAD and CPX_FEV_OVERFLOW were added.
+ * with a cookie, PREAD and CPX_FEV_OVERFLOW were added; then PUSH, FPUSH,
+ * and the file identity at the end of FEVENTs.
  */
 #define CPX_PATH_MAX 4096
 #define CPX_FREAD_MAX (512 * 1024)
@@ -296,6 +306,7 @@ enum cpx_fop {
 	CPX_FOP_WATCH,
 	CPX_FOP_UNWATCH,
 	CPX_FOP_PREAD,
+	CPX_FOP_PUSH,
 	CPX_FOP_MAX_
 };
 
@@ -330,7 +341,9 @@ struct cpx_statfs {
  * Events for watched folders (agent -> fuse, frame id 0). A file is
  * "complete" when it was closed after writing or renamed into place: the
  * fuse side may fetch it ahead. CREATED and COMPLETE carry the file's
- * attributes; the others carry zeros.
+ * attributes and, after them, its identity (u64 dev, u64 ino: the key of
+ * its pushed contents); the others carry zeros. A parser accepts events
+ * without the identity too.
  */
 enum cpx_fevent {
 	CPX_FEV_CREATED = 1,	/* a new name appeared (may still be written) */
@@ -339,6 +352,50 @@ enum cpx_fevent {
 	CPX_FEV_DIR_GONE,	/* the watched folder itself was removed */
 	CPX_FEV_OVERFLOW,	/* events were lost: path (a watched folder)
 				   must be revalidated as a whole */
+};
+
+/*
+ * Pushed contents (CPX_MSG_FPUSH, agent -> fuse, frame id 0). In a folder
+ * with PUSH share k of n, the agent sends block i (CPX_PUSH_BLOCK bytes at
+ * i * CPX_PUSH_BLOCK; shorter only at the end of the file) of every regular
+ * file written there when i % n == k: whole blocks while the file grows,
+ * the rest once it is complete. Files are keyed by (dev, ino), which a
+ * rename keeps. Payload: u8 kind, u64 dev, u64 ino, then per kind:
+ *   DATA   u64 offset, str bytes   the block as read now (may change again)
+ *   DONE   attr                    this share's blocks, as last sent, are
+ *                                  the file's contents in that version
+ *                                  (size and mtime); blocks past its end
+ *                                  mean nothing
+ *   DROP   -                       forget what was sent (deleted, too
+ *                                  large, unreadable, or never pushed)
+ * When a file of the folder completes, each pushing agent sends DONE or
+ * DROP for it, the one that also sends FEVENTs before its COMPLETE event,
+ * so the fuse side knows at that event what its own connection delivered.
+ * A block sent again after DONE undoes that DONE.
+ */
+#define CPX_PUSH_BLOCK (128 * 1024)
+#define CPX_PUSH_SHARES_MAX 16
+
+enum cpx_push_kind {
+	CPX_PUSH_DATA = 1,
+	CPX_PUSH_DONE,
+	CPX_PUSH_DROP,
+};
+
+struct cpx_push {
+	uint8_t kind;
+	uint64_t dev, ino;
+	uint64_t offset;	/* DATA */
+	const uint8_t *data;	/* DATA: points into the frame */
+	size_t len;
+	struct cpx_attr attr;	/* DONE */
+};
+
+struct cpx_fevent_msg {
+	uint8_t kind;
+	char *path;		/* owned: free it */
+	struct cpx_attr attr;
+	uint64_t dev, ino;	/* 0 when not sent */
 };
 
 struct cpx_freq {
@@ -373,8 +430,14 @@ int cpx_freq_parse(const uint8_t *p, size_t n, struct cpx_freq *q);
 void cpx_freq_free(struct cpx_freq *q);
 void cpx_fevent_put(struct cpx_buf *b, uint8_t kind, const char *path,
     const struct cpx_attr *a);
+void cpx_fevent_put_file(struct cpx_buf *b, uint8_t kind, const char *path,
+    const struct cpx_attr *a, uint64_t dev, uint64_t ino);
 int cpx_fevent_parse(const uint8_t *p, size_t n, uint8_t *kind, char **path,
     struct cpx_attr *a);
+int cpx_fevent_parse_msg(const uint8_t *p, size_t n, struct cpx_fevent_msg *m);
+void cpx_push_put_head(struct cpx_buf *b, uint8_t kind, uint64_t dev,
+    uint64_t ino);
+int cpx_push_parse(const uint8_t *p, size_t n, struct cpx_push *m);
 int cpx_flags_to_open(uint32_t cpx_flags);
 uint32_t cpx_flags_from_open(int oflags);
 

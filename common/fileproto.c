@@ -30,6 +30,7 @@ static const char *const fop_names[] = {
 	[CPX_FOP_WATCH] = "watch",
 	[CPX_FOP_UNWATCH] = "unwatch",
 	[CPX_FOP_PREAD] = "pread",
+	[CPX_FOP_PUSH] = "push",
 };
 
 const char *
@@ -109,6 +110,7 @@ static const unsigned fop_args[CPX_FOP_MAX_] = {
 	[CPX_FOP_WATCH] = ARG_PATH,
 	[CPX_FOP_UNWATCH] = ARG_PATH,
 	[CPX_FOP_PREAD] = ARG_PATH | ARG_OFFSET | ARG_SIZE32,
+	[CPX_FOP_PUSH] = ARG_PATH | ARG_SIZE64 | ARG_FLAGS,
 };
 
 void
@@ -166,6 +168,15 @@ read_times(struct cpx_reader *r, struct cpx_freq *q)
 	q->mtime_ns = cpx_rd_u32(r);
 }
 
+/* PUSH flags: share k of n, 0 <= k < n <= CPX_PUSH_SHARES_MAX. */
+static int
+push_shares_valid(uint32_t flags)
+{
+	uint32_t share = flags & 0xffff, shares = flags >> 16;
+
+	return shares >= 1 && shares <= CPX_PUSH_SHARES_MAX && share < shares;
+}
+
 /*
  * Parses an untrusted request. Paths are checked to be clean relative
  * paths (or "" for the root); sizes are bounded. Returns 0 or -EPROTO;
@@ -220,6 +231,7 @@ cpx_freq_parse(const uint8_t *p, size_t n, struct cpx_freq *q)
 	    ((q->op == CPX_FOP_READ || q->op == CPX_FOP_PREAD) &&
 	    q->size > CPX_FREAD_MAX) ||
 	    (q->op == CPX_FOP_OPEN && (q->flags & ~(uint32_t)CPX_O_ALL_)) ||
+	    (q->op == CPX_FOP_PUSH && !push_shares_valid(q->flags)) ||
 	    (q->op == CPX_FOP_RENAME && (q->flags & ~(uint32_t)CPX_RENAME_NOREPLACE)))
 		return -EPROTO;
 	return 0;
@@ -244,24 +256,93 @@ cpx_fevent_put(struct cpx_buf *b, uint8_t kind, const char *path,
 	cpx_attr_put(b, a != NULL ? a : &none);
 }
 
+/* An event with the file's identity, the key of its pushed contents. */
+void
+cpx_fevent_put_file(struct cpx_buf *b, uint8_t kind, const char *path,
+    const struct cpx_attr *a, uint64_t dev, uint64_t ino)
+{
+	cpx_fevent_put(b, kind, path, a);
+	cpx_buf_add_u64(b, dev);
+	cpx_buf_add_u64(b, ino);
+}
+
+/* m->path is new; caller frees. The identity is optional on the wire. */
+int
+cpx_fevent_parse_msg(const uint8_t *p, size_t n, struct cpx_fevent_msg *m)
+{
+	struct cpx_reader r;
+
+	memset(m, 0, sizeof *m);
+	cpx_reader_init(&r, p, n);
+	m->kind = cpx_rd_u8(&r);
+	m->path = cpx_rd_cstr(&r, CPX_PATH_MAX);
+	cpx_attr_get(&r, &m->attr);
+	if (!r.err && r.left > 0) {
+		m->dev = cpx_rd_u64(&r);
+		m->ino = cpx_rd_u64(&r);
+	}
+	if (r.err || r.left != 0 || m->kind < CPX_FEV_CREATED ||
+	    m->kind > CPX_FEV_OVERFLOW || !cpx_path_clean_relative(m->path)) {
+		free(m->path);
+		m->path = NULL;
+		return -EPROTO;
+	}
+	return 0;
+}
+
 /* *path is new; caller frees. */
 int
 cpx_fevent_parse(const uint8_t *p, size_t n, uint8_t *kind, char **path,
     struct cpx_attr *a)
 {
+	struct cpx_fevent_msg m;
+	int error = cpx_fevent_parse_msg(p, n, &m);
+
+	*kind = m.kind;
+	*path = m.path;
+	*a = m.attr;
+	return error;
+}
+
+/* The start of an FPUSH payload; DATA and DONE append their part. */
+void
+cpx_push_put_head(struct cpx_buf *b, uint8_t kind, uint64_t dev,
+    uint64_t ino)
+{
+	cpx_buf_add_u8(b, kind);
+	cpx_buf_add_u64(b, dev);
+	cpx_buf_add_u64(b, ino);
+}
+
+/* Parses an untrusted FPUSH payload: 0 or -EPROTO. m->data points into p. */
+int
+cpx_push_parse(const uint8_t *p, size_t n, struct cpx_push *m)
+{
 	struct cpx_reader r;
 
+	memset(m, 0, sizeof *m);
 	cpx_reader_init(&r, p, n);
-	*kind = cpx_rd_u8(&r);
-	*path = cpx_rd_cstr(&r, CPX_PATH_MAX);
-	cpx_attr_get(&r, a);
-	if (r.err || r.left != 0 || *kind < CPX_FEV_CREATED ||
-	    *kind > CPX_FEV_OVERFLOW || !cpx_path_clean_relative(*path)) {
-		free(*path);
-		*path = NULL;
-		return -EPROTO;
+	m->kind = cpx_rd_u8(&r);
+	m->dev = cpx_rd_u64(&r);
+	m->ino = cpx_rd_u64(&r);
+	switch (m->kind) {
+	case CPX_PUSH_DATA:
+		m->offset = cpx_rd_u64(&r);
+		m->data = cpx_rd_str(&r, &m->len, CPX_PUSH_BLOCK);
+		if (m->offset % CPX_PUSH_BLOCK != 0 ||
+		    m->offset > (uint64_t)INT64_MAX)
+			r.err = 1;
+		break;
+	case CPX_PUSH_DONE:
+		cpx_attr_get(&r, &m->attr);
+		break;
+	case CPX_PUSH_DROP:
+		break;
+	default:
+		r.err = 1;
+		break;
 	}
-	return 0;
+	return r.err || r.left != 0 ? -EPROTO : 0;
 }
 
 void

@@ -34,6 +34,21 @@ cpx_link_send(struct cpx_link *link, uint8_t type, uint32_t id,
 	link->ops->write(link, &out);
 }
 
+/*
+ * Sends whole frames already encoded in `frames` (cpx_frame_begin/end) and
+ * takes the buffer over: no copy of a large payload on its way out.
+ */
+void
+cpx_link_send_frames(struct cpx_link *link, struct cpx_buf *frames)
+{
+	if (link->closed || frames->len == 0) {
+		cpx_buf_free(frames);
+		return;
+	}
+	link->ops->write(link, frames);
+	cpx_buf_init(frames);
+}
+
 /* Sends a frame whose payload is `payload`, then empties it. */
 void
 cpx_link_send_buf(struct cpx_link *link, uint8_t type, uint32_t id,

@@ -28,6 +28,7 @@ static const char *const msg_names[] = {
 	[CPX_MSG_FREQ] = "FREQ",
 	[CPX_MSG_FREPLY] = "FREPLY",
 	[CPX_MSG_FEVENT] = "FEVENT",
+	[CPX_MSG_FPUSH] = "FPUSH",
 	[CPX_MSG_POOL_OPEN] = "POOL_OPEN",
 	[CPX_MSG_POOL_READY] = "POOL_READY",
 	[CPX_MSG_ROUTE_ADD] = "ROUTE_ADD",
@@ -56,6 +57,40 @@ cpx_frame_put(struct cpx_buf *out, uint8_t type, uint32_t id,
 	cpx_buf_add_u16(out, 0);
 	cpx_buf_add_u32(out, id);
 	cpx_buf_add(out, payload, len);
+}
+
+/*
+ * A frame built in place: cpx_frame_begin() leaves room for the header at
+ * the end of `out` and returns where it starts; the caller appends the
+ * payload; cpx_frame_end() writes the header. Large payloads (file
+ * contents) are then written once, straight into the buffer that is sent.
+ */
+size_t
+cpx_frame_begin(struct cpx_buf *out)
+{
+	size_t start = out->len;
+
+	cpx_buf_reserve(out, CPX_FRAME_HDR);
+	memset(out->data + start, 0, CPX_FRAME_HDR);
+	out->len += CPX_FRAME_HDR;
+	return start;
+}
+
+void
+cpx_frame_end(struct cpx_buf *out, size_t start, uint8_t type, uint32_t id)
+{
+	uint8_t *h = out->data + start;
+	uint32_t len = (uint32_t)(out->len - start - CPX_FRAME_HDR);
+
+	h[0] = (uint8_t)(len >> 24);
+	h[1] = (uint8_t)(len >> 16);
+	h[2] = (uint8_t)(len >> 8);
+	h[3] = (uint8_t)len;
+	h[4] = type;
+	h[8] = (uint8_t)(id >> 24);
+	h[9] = (uint8_t)(id >> 16);
+	h[10] = (uint8_t)(id >> 8);
+	h[11] = (uint8_t)id;
 }
 
 /*

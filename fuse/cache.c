@@ -86,11 +86,18 @@ cfs_cache__unpin(struct block *b)
 		block_free(b);
 }
 
-/* Takes the block out of its record; it lives on while pinned. */
+static void fetch(struct cfs *fs, struct rec *r, struct block *b);
+
+/*
+ * Takes the block out of its record; it lives on while pinned. A block
+ * awaiting a push is fetched instead: readers may be waiting on it, and
+ * the push it awaited is for a version nobody wants now.
+ */
 static void
 detach(struct cfs *fs, struct block *b)
 {
 	struct rec *r = b->rec;
+	int awaited = b->awaiting;
 
 	r->blocks[b->index] = NULL;
 	if (b->state == B_READY) {
@@ -99,8 +106,14 @@ detach(struct cfs *fs, struct block *b)
 	}
 	lru_unlink(b);
 	b->rec = NULL;
-	if (b->pins == 0 && b->state != B_PENDING)
+	if (b->pins == 0 && (b->state != B_PENDING ||
+	    (awaited && b->nwaiters == 0))) {
 		block_free(b);
+	} else if (awaited) {
+		/* Readers wait on it. Last: a fetch failing at once frees b. */
+		b->awaiting = 0;
+		fetch(fs, r, b);
+	}
 }
 
 static void
@@ -113,6 +126,8 @@ drop_blocks(struct cfs *fs, struct rec *r)
 			detach(fs, r->blocks[i]);
 	r->want_store = 0;
 	r->stored_ino = 0;
+	r->pushed = 0;
+	cfs_backing__release(fs, r);
 }
 
 void
@@ -162,8 +177,8 @@ blocks_for(uint64_t size)
 	return (size_t)((size + CFS_BLOCK - 1) / CFS_BLOCK);
 }
 
-static int
-rec_complete(const struct rec *r)
+int
+cfs_cache__complete(const struct rec *r)
 {
 	size_t i, n;
 
@@ -178,8 +193,8 @@ rec_complete(const struct rec *r)
 	return 1;
 }
 
-static void
-evict(struct cfs *fs)
+void
+cfs_cache__evict(struct cfs *fs)
 {
 	struct cache *c = C(fs);
 	struct block *b = c->lru.lru_prev, *prev;
@@ -191,13 +206,13 @@ evict(struct cfs *fs)
 	}
 }
 
-static void fetch(struct cfs *fs, struct rec *r, struct block *b);
-
-struct block *
-cfs_cache__block(struct cfs *fs, struct rec *r, uint64_t index)
+/* The block at index, new and pending if it was not there (no fetch yet). */
+static struct block *
+block_get(struct rec *r, uint64_t index, int *created)
 {
 	struct block *b;
 
+	*created = 0;
 	if (index >= r->nblocks) {
 		size_t n = (size_t)index + 1 > 2 * r->nblocks ?
 		    (size_t)index + 1 : 2 * r->nblocks;
@@ -214,8 +229,59 @@ cfs_cache__block(struct cfs *fs, struct rec *r, uint64_t index)
 	b->index = index;
 	b->state = B_PENDING;
 	r->blocks[index] = b;
-	fetch(fs, r, b);
+	*created = 1;
 	return b;
+}
+
+struct block *
+cfs_cache__block(struct cfs *fs, struct rec *r, uint64_t index)
+{
+	int created;
+	struct block *b = block_get(r, index, &created);
+
+	if (created)
+		fetch(fs, r, b);
+	return b;
+}
+
+/* Like cfs_cache__block, but a new block waits for a push to fill it. */
+struct block *
+cfs_cache__block_await(struct cfs *fs, struct rec *r, uint64_t index)
+{
+	int created;
+	struct block *b = block_get(r, index, &created);
+
+	b->awaiting = created;
+	return b;
+}
+
+/* The push it awaited will not come: fetch it after all. */
+void
+cfs_cache__fetch_awaited(struct cfs *fs, struct rec *r, struct block *b)
+{
+	if (!b->awaiting)
+		return;
+	b->awaiting = 0;
+	fetch(fs, r, b);
+}
+
+/* An awaiting block gets its bytes (data is taken over). */
+void
+cfs_cache__fill(struct cfs *fs, struct rec *r, struct block *b,
+    uint8_t *data, uint32_t len)
+{
+	b->awaiting = 0;
+	b->data = data;
+	b->len = len;
+	b->state = B_READY;
+	r->nready++;
+	C(fs)->bytes += len;
+	cfs_cache__touch(C(fs), b);
+	cfs_cache__wake(b);
+	if (r->want_store && cfs_cache__complete(r)) {
+		r->want_store = 0;
+		cfs_notify_store(fs, r->path);
+	}
 }
 
 static void
@@ -247,7 +313,7 @@ block_arrived(struct cfs *fs, struct block *b, int status,
 			detach(fs, b);	/* failed: the next read tries again */
 	}
 	cfs_cache__wake(b);
-	if (r != NULL && b->rec != NULL && r->want_store && rec_complete(r)) {
+	if (r != NULL && b->rec != NULL && r->want_store && cfs_cache__complete(r)) {
 		r->want_store = 0;
 		cfs_notify_store(fs, r->path);
 	}
@@ -271,7 +337,7 @@ on_fetched(struct cfs *fs, struct cfs_call *c, int status,
 	pthread_mutex_lock(&fs->cache_lock);
 	block_arrived(fs, b, status, &a, data, len);
 	cfs_cache__unpin(b);
-	evict(fs);
+	cfs_cache__evict(fs);
 	pthread_mutex_unlock(&fs->cache_lock);
 }
 
@@ -310,7 +376,7 @@ cfs_cache_prefetch(struct cfs *fs, const char *worker, const char *path,
 	if (r->worker == NULL)
 		r->worker = cpx_xstrdup(worker);
 	cfs_cache__set_attr(fs, r, a, EVENT_TTL_MS);
-	if (!rec_complete(r)) {
+	if (!cfs_cache__complete(r)) {
 		r->want_store = 1;
 		for (i = 0; i < n; i++)
 			cfs_cache__block(fs, r, i);
@@ -333,7 +399,7 @@ cfs_cache_should_store(struct cfs *fs, const char *path, uint64_t ino)
 
 	pthread_mutex_lock(&fs->cache_lock);
 	r = cfs_cache__rec(fs, path, 0);
-	yes = r != NULL && rec_complete(r) && r->stored_ino != ino;
+	yes = r != NULL && cfs_cache__complete(r) && r->stored_ino != ino;
 	pthread_mutex_unlock(&fs->cache_lock);
 	return yes;
 }
@@ -357,42 +423,37 @@ cfs_cache_complete(struct cfs *fs, const char *path)
 
 	pthread_mutex_lock(&fs->cache_lock);
 	r = cfs_cache__rec(fs, path, 0);
-	complete = r != NULL && rec_complete(r);
+	complete = r != NULL && cfs_cache__complete(r);
 	pthread_mutex_unlock(&fs->cache_lock);
 	return complete;
 }
 
-/* Calls fn on each block of a complete record, outside the lock. */
+/*
+ * Calls fn on each block of a complete record, outside the lock; *version
+ * (if not NULL) is the version those blocks make up.
+ */
 int
 cfs_cache_each_block(struct cfs *fs, const char *path, cfs_block_fn fn,
-    void *arg)
+    void *arg, struct cpx_attr *version)
 {
-	struct block **bs = NULL;
+	struct block **bs;
 	struct rec *r;
 	size_t i, n = 0;
 	int error = 0;
 
 	pthread_mutex_lock(&fs->cache_lock);
 	r = cfs_cache__rec(fs, path, 0);
-	if (r == NULL || !rec_complete(r)) {
+	if ((bs = cfs_cache__pin_all(fs, r, &n)) == NULL) {
 		pthread_mutex_unlock(&fs->cache_lock);
 		return -EAGAIN;
 	}
-	n = blocks_for(r->attr.size);
-	bs = cpx_xcalloc(n, sizeof *bs);
-	for (i = 0; i < n; i++) {
-		bs[i] = r->blocks[i];
-		bs[i]->pins++;
-	}
+	if (version != NULL)
+		*version = r->attr;
 	pthread_mutex_unlock(&fs->cache_lock);
 	for (i = 0; i < n && error == 0; i++)
 		error = fn(fs, bs[i]->index * CFS_BLOCK, bs[i]->data,
 		    bs[i]->len, arg);
-	pthread_mutex_lock(&fs->cache_lock);
-	for (i = 0; i < n; i++)
-		cfs_cache__unpin(bs[i]);
-	pthread_mutex_unlock(&fs->cache_lock);
-	free(bs);
+	cfs_cache__unpin_all(fs, bs, n);
 	return error;
 }
 
@@ -412,6 +473,8 @@ cfs_cache_free(struct cfs *fs)
 			cfs_cache__remove(fs, r);
 		}
 	}
+	cfs_push__free_all(fs);
+	free(c->retired);
 	free(c->buckets);
 	free(c);
 	fs->cache = NULL;

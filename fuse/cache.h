@@ -27,6 +27,7 @@ struct block {
 	int state;
 	int error;		/* why the fetch failed */
 	unsigned pins;		/* fetch in flight, readers, stores */
+	int awaiting;		/* pending, but no fetch: a push will fill it */
 	struct reader **waiters;
 	size_t nwaiters;
 	struct block *lru_prev, *lru_next;
@@ -44,6 +45,13 @@ struct rec {
 	int want_store;		/* fetched ahead: push into the kernel when whole */
 	int stable;		/* reported finished, unchanged since */
 	uint64_t stored_ino;	/* the inode whose page cache holds it all */
+	int pushed;		/* lane 0's agent pushed this version: the
+				   worker wrote it (not us), so it may be
+				   passed through (backing.c) */
+	int backing;		/* passthrough backing file id, 0: none */
+	int backing_busy;	/* being made */
+	struct cpx_attr backing_version;
+	uint64_t backing_bytes, backing_used;
 	struct rec *hnext;
 };
 
@@ -51,10 +59,34 @@ struct reader {
 	fuse_req_t req;
 	uint64_t off;
 	size_t size;
+	int pinned;		/* the file's version at open: serve that only */
+	struct cpx_attr pin;
 	unsigned missing;
 	int error;
 	struct block **blocks;
 	size_t nb;
+};
+
+/*
+ * What a worker pushed of one file (push.c), until the file's COMPLETE
+ * event hands the blocks over to the record of its final name. Blocks
+ * of share s come from lane s; `done` says which shares vouched (DONE)
+ * that their blocks make up version[s] of the file.
+ */
+struct pstream {
+	char *worker;
+	uint64_t dev, ino;
+	uint8_t **data;		/* per block: as last pushed, or NULL */
+	uint32_t *len;
+	size_t nblocks;
+	uint32_t done;		/* shares whose DONE still holds */
+	uint32_t dropped;	/* shares that said DROP since */
+	struct cpx_attr version[CPX_PUSH_SHARES_MAX];
+	char *adopter;		/* the path waiting for shares, or NULL */
+	struct cpx_attr adopt_version;
+	uint32_t awaited;	/* shares the adopter waits for */
+	uint64_t touched;	/* ms: last frame or adoption */
+	struct pstream *next;
 };
 
 struct cache {
@@ -62,6 +94,17 @@ struct cache {
 	size_t nbuckets, nrecs;
 	size_t bytes, budget;
 	struct block lru;	/* sentinel: lru.lru_next is the most recent */
+	struct pstream *streams;
+	size_t nstreams;
+	size_t push_bytes;	/* in streams; at most budget / 2 */
+	size_t reported_n, reported_bytes;	/* last logged */
+	size_t nbacking;
+	uint64_t backing_bytes;
+	struct retired {
+		int id;
+		uint64_t at;
+	} *retired;		/* backing files closed soon (backing.c) */
+	size_t nretired;
 };
 
 #define BUCKETS 4096
@@ -74,6 +117,13 @@ struct cache {
 /* cache.c */
 struct rec *cfs_cache__rec(struct cfs *fs, const char *path, int create);
 struct block *cfs_cache__block(struct cfs *fs, struct rec *r, uint64_t index);
+struct block *cfs_cache__block_await(struct cfs *fs, struct rec *r,
+    uint64_t index);
+void cfs_cache__fetch_awaited(struct cfs *fs, struct rec *r, struct block *b);
+void cfs_cache__fill(struct cfs *fs, struct rec *r, struct block *b,
+    uint8_t *data, uint32_t len);
+int cfs_cache__complete(const struct rec *r);
+void cfs_cache__evict(struct cfs *fs);
 void cfs_cache__unpin(struct block *b);
 void cfs_cache__touch(struct cache *c, struct block *b);
 void cfs_cache__set_attr(struct cfs *fs, struct rec *r,
@@ -82,5 +132,13 @@ void cfs_cache__remove(struct cfs *fs, struct rec *r);
 
 /* cache_read.c */
 void cfs_cache__wake(struct block *b);
+
+/* push.c */
+void cfs_push__free_all(struct cfs *fs);
+
+/* backing.c */
+void cfs_backing__release(struct cfs *fs, struct rec *r);
+struct block **cfs_cache__pin_all(struct cfs *fs, struct rec *r, size_t *n);
+void cfs_cache__unpin_all(struct cfs *fs, struct block **bs, size_t n);
 
 #endif /* CFS_CACHE_H */

@@ -107,7 +107,7 @@ sweep(struct cfs *fs, const char *dir)
 			next = r->hnext;
 			if (dir != NULL ? under(r->path, dir) :
 			    (r->nready == 0 && now >= r->attr_expires &&
-			    !r->want_store))
+			    !r->want_store && r->backing <= 0))
 				cfs_cache__remove(fs, r);
 		}
 	}

@@ -32,10 +32,28 @@ reply_reader(struct reader *rd)
 	free(iov);
 }
 
+/* A pinned read gets bytes of its version only: a block of another is stale. */
+static int
+mixes_versions(const struct reader *rd)
+{
+	size_t i;
+
+	if (!rd->pinned)
+		return 0;
+	for (i = 0; i < rd->nb; i++)
+		if (rd->blocks[i]->rec == NULL ||
+		    !cfs_same_version(&rd->blocks[i]->rec->attr, &rd->pin))
+			return 1;
+	return 0;
+}
+
 static void
 reader_done(struct reader *rd)
 {
 	size_t i;
+
+	if (rd->error == 0 && mixes_versions(rd))
+		rd->error = -ENOENT;	/* replaced since the open: ESTALE */
 
 	/*
 	 * A file the worker no longer has as it was (deleted, renamed or
@@ -112,6 +130,8 @@ cfs_cache_read(struct cfs *fs, fuse_req_t req, struct cfs_file *f,
 	rd->req = req;
 	rd->off = off;
 	rd->size = size;
+	rd->pinned = f->pinned;
+	rd->pin = f->pin;
 	rd->blocks = cpx_xcalloc((size_t)(last - first + 1), sizeof *rd->blocks);
 	/*
 	 * Renames through the mount move open files along: read the node's

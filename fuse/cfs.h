@@ -35,7 +35,7 @@
  * spread over the connections (bench/fuse.sh: 128 KiB beat 512 KiB on
  * both latency and throughput); large next to the per-request cost.
  */
-#define CFS_BLOCK (128 * 1024)
+#define CFS_BLOCK CPX_PUSH_BLOCK
 
 /* config.c */
 
@@ -53,6 +53,7 @@ struct cfs_settings {
 	long threads;		/* CLUSTERPLEX_FUSE_THREADS */
 	long shutdown_ms;	/* CLUSTERPLEX_FUSE_SHUTDOWN_MS */
 	long connections;	/* CLUSTERPLEX_FUSE_CONNECTIONS (per worker) */
+	long passthrough;	/* CLUSTERPLEX_FUSE_PASSTHROUGH (0/1) */
 	int debug;		/* --debug: libfuse traces every request */
 };
 
@@ -71,8 +72,18 @@ struct cfs_node {
 	unsigned refs;		/* children and open files */
 	int remote;		/* lives on a worker, not underneath the mount */
 	int unlinked;
+	int has_kver;		/* remote file: the kernel may cache pages of */
+	struct cpx_attr kver;	/* this version only (see remote.c) */
 	struct cfs_node *next_ino, *next_name;
 };
+
+/* Two attributes describe the same contents (a file's version). */
+static inline int
+cfs_same_version(const struct cpx_attr *a, const struct cpx_attr *b)
+{
+	return a->size == b->size && a->mtime_s == b->mtime_s &&
+	    a->mtime_ns == b->mtime_ns;
+}
 
 struct cfs;
 
@@ -93,6 +104,10 @@ typedef void (*cfs_node_visit)(struct cfs *fs, fuse_ino_t parent,
     const char *name, fuse_ino_t ino, void *arg);
 void cfs_node_walk_under(struct cfs *fs, const char *dir, cfs_node_visit fn,
     void *arg);
+int cfs_node_kernel_version(struct cfs *fs, fuse_ino_t ino,
+    const struct cpx_attr *cur);
+void cfs_node_stored_version(struct cfs *fs, fuse_ino_t ino,
+    const struct cpx_attr *v);
 
 /* route.c: which session folders live on which worker. */
 
@@ -103,6 +118,9 @@ struct cfs_route {
 	uid_t uid;		/* owner of the local folder: remote files */
 	gid_t gid;		/* are shown as theirs (PUID/PGID setups) */
 	int watched;		/* loop thread: the worker reports changes */
+	uint32_t push_lanes;	/* lanes whose agent pushes its share of the
+				   folder's files (PUSH acknowledged on the
+				   connection up now); under route_lock */
 	struct cfs_waiter *waiters; /* loop thread: ROUTE_ADDs awaiting WATCH */
 	struct cfs_route *next;
 };
@@ -112,6 +130,7 @@ struct cfs_match {
 	char *worker;		/* its worker's name */
 	int is_dir;		/* the path is the routed folder itself */
 	int watched;
+	uint32_t push_lanes;
 	uid_t uid;
 	gid_t gid;
 };
@@ -140,6 +159,10 @@ int cfs_routes_endpoint(struct cfs *fs, const char *worker,
     struct cpx_endpoint *ep);
 void cfs_route_set(struct cfs *fs, struct cfs_route *r, uid_t uid, gid_t gid,
     int watched);
+void cfs_route_set_push(struct cfs *fs, const char *dir, const char *worker,
+    int lane, int on);
+void cfs_routes_push_off(struct cfs *fs, const char *worker, int lane);
+char **cfs_routes_of_worker(struct cfs *fs, const char *worker, size_t *n);
 void cfs_routes_free(struct cfs *fs);
 
 /* routing.c (loop thread): routes in action — watch, persist, answer. */
@@ -174,6 +197,7 @@ struct cfs_call {
 	int bulk;		/* a PREAD of file bytes: any connection will do */
 	int retried;		/* resent once after its connection was lost */
 	int warm;		/* no request: just connect this lane to worker */
+	int pinned;		/* for this lane's agent only (PUSH share) */
 	uint32_t id;
 	uint64_t deadline;	/* ms, uv loop clock */
 	uint64_t epoch;		/* connection it went out on, or must go on */
@@ -283,6 +307,7 @@ void cfs_lanes_warm(struct cfs *fs, const char *worker);
 void cfs_lane_enqueue(struct cfs_lane *lane, struct cfs_call *c);
 void cfs_lane_hand_back(struct cfs *fs, struct cfs_call *c);
 void cfs_lane_close_queue(struct cfs_lane *lane);
+void cfs_lane_submit(struct cfs *fs, int lane, struct cfs_call *c);
 
 /* cache.c: remote attributes and file blocks, with read-ahead. */
 
@@ -298,6 +323,10 @@ struct cfs_file {
 	fuse_ino_t ino;
 	uint64_t next_off;	/* read-ahead: where a sequential read goes next */
 	unsigned ra_blocks;
+	int pinned;		/* remote, opened complete: reads of `pin` only */
+	struct cpx_attr pin;
+	int backing;		/* opened passed through to this backing file */
+	int direct;		/* opened with direct I/O */
 	struct cfs_file *prev, *next;	/* fs->files: freed at exit if the
 					   kernel never released them */
 };
@@ -305,6 +334,10 @@ struct cfs_file {
 void cfs_files_add(struct cfs *fs, struct cfs_file *f);
 void cfs_files_remove(struct cfs *fs, struct cfs_file *f);
 void cfs_files_free(struct cfs *fs);
+int cfs_files_pinned_other(struct cfs *fs, fuse_ino_t ino,
+    const struct cpx_attr *v);
+int cfs_files_add_remote(struct cfs *fs, struct cfs_file *f, int backing);
+int cfs_files_add_writer(struct cfs *fs, struct cfs_file *f);
 void cfs_cache_init(struct cfs *fs);
 void cfs_cache_free(struct cfs *fs);
 int cfs_cache_attr(struct cfs *fs, const char *path, struct cpx_attr *a);
@@ -320,13 +353,19 @@ void cfs_cache_read(struct cfs *fs, fuse_req_t req, struct cfs_file *f,
     uint64_t off, size_t size);
 int cfs_cache_prefetch(struct cfs *fs, const char *worker, const char *path,
     const struct cpx_attr *a);
+struct cfs_identity {
+	uint64_t dev, ino;	/* the worker's key of its pushed contents */
+	uint32_t push_lanes;	/* lanes expected to push their share */
+};
+int cfs_cache_adopt(struct cfs *fs, const char *worker, const char *path,
+    const struct cpx_attr *a, const struct cfs_identity *id);
 int cfs_cache_complete(struct cfs *fs, const char *path);
 int cfs_cache_should_store(struct cfs *fs, const char *path, uint64_t ino);
 void cfs_cache_mark_stored(struct cfs *fs, const char *path, uint64_t ino);
 typedef int (*cfs_block_fn)(struct cfs *fs, uint64_t off, const uint8_t *p,
     size_t n, void *arg);
 int cfs_cache_each_block(struct cfs *fs, const char *path, cfs_block_fn fn,
-    void *arg);
+    void *arg, struct cpx_attr *version);
 void cfs_cache_sweep(struct cfs *fs);
 size_t cfs_cache_bytes(struct cfs *fs);
 
@@ -339,6 +378,31 @@ void cfs_notify_expire(struct cfs *fs, fuse_ino_t parent, const char *name);
 void cfs_notify_inode(struct cfs *fs, fuse_ino_t ino);
 void cfs_notify_store(struct cfs *fs, const char *path);
 void cfs_notify_under(struct cfs *fs, const char *dir);
+
+/* push.c: contents pushed by workers (lane threads), and PUSH requests. */
+
+void cfs_push_frame(struct cfs *fs, struct cfs_worker *w, const uint8_t *p,
+    size_t n);
+void cfs_push_lane_up(struct cfs *fs, struct cfs_worker *w);
+void cfs_push_lane_down(struct cfs *fs, struct cfs_worker *w);
+void cfs_push_request(struct cfs *fs, const char *worker, const char *dir,
+    int lane);
+void cfs_push_unwatch(struct cfs *fs, const char *worker, const char *dir);
+void cfs_push_tick(struct cfs *fs);
+size_t cfs_push_bytes(struct cfs *fs);
+
+/* kio.c, backing.c: FUSE passthrough to local copies of complete files. */
+
+int cfs_kio_attach(struct cfs *fs);
+int cfs_kio_reply_open(struct cfs *fs, fuse_req_t req,
+    struct fuse_file_info *fi, int id);
+int cfs_kio_backing_open(struct cfs *fs, int fd);
+void cfs_kio_backing_close(struct cfs *fs, int id);
+int cfs_cache_backing(struct cfs *fs, const char *path,
+    const struct cpx_attr *v);
+int cfs_cache_wants_backing(struct cfs *fs, const char *path);
+int cfs_backing_make(struct cfs *fs, const char *path);
+void cfs_backing_tick(struct cfs *fs, int all);
 
 /* events.c (loop thread): FEVENTs from workers. */
 
@@ -399,6 +463,7 @@ struct cfs_rop {		/* one request in flight to a worker */
 	int dir;
 	mode_t mode;
 	struct cfs_dir *listing;
+	struct cfs_file *file;	/* a writer's open, listed ahead of its reply */
 };
 
 struct cfs_rop *cfs_rop_new(struct cfs *fs, fuse_req_t req, char *path,
@@ -509,6 +574,9 @@ struct cfs {
 	int init_done;		/* the kernel's INIT is answered */
 	int expire_only;	/* the kernel can expire a dentry, not drop it */
 	int readahead_set;
+	uint64_t init_unique;	/* kio.c: the kernel's INIT request */
+	int pt_offered;		/* it offered passthrough */
+	int pt_on;		/* we took it: complete files are passed through */
 
 	pthread_t notify_thread;
 	pthread_mutex_t notify_lock;

@@ -27,6 +27,7 @@ static const struct knob knobs[] = {
 	KNOB("CLUSTERPLEX_FUSE_THREADS", 16, 2, 1024, threads),
 	KNOB("CLUSTERPLEX_FUSE_SHUTDOWN_MS", 3000, 0, 600000, shutdown_ms),
 	KNOB("CLUSTERPLEX_FUSE_CONNECTIONS", 2, 1, 16, connections),
+	KNOB("CLUSTERPLEX_FUSE_PASSTHROUGH", 1, 0, 1, passthrough),
 };
 
 int

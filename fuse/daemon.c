@@ -111,6 +111,8 @@ on_tick(uv_timer_t *t)
 
 	cfs_workers_tick(&fs->lanes[0]);
 	cfs_routing_tick(fs);
+	cfs_push_tick(fs);
+	cfs_backing_tick(fs, 0);
 	if (++fs->tick_count % SWEEP_TICKS == 0)
 		cfs_cache_sweep(fs);
 	if (fs->init_done && !fs->readahead_set) {
@@ -304,6 +306,9 @@ new_session(struct cfs *fs, char **cause)
 		return -EIO;
 	}
 	fs->dev_minor = mount_minor(fs->set.mountpoint);
+	/* Our own reads and writes of /dev/fuse: passthrough (kio.c). */
+	if (cfs_kio_attach(fs) != 0)
+		cpx_warn("cannot take over /dev/fuse: no passthrough");
 	return 0;
 }
 
@@ -333,6 +338,7 @@ free_state(struct cfs *fs)
 	if (fs->se != NULL) {
 		fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
+		fs->se = NULL;
 	}
 	uv_run(&fs->loop, UV_RUN_DEFAULT);	/* handles still closing */
 	uv_loop_close(&fs->loop);

@@ -58,7 +58,7 @@ same_version(const struct cpx_attr *a, const struct cpx_attr *b)
 
 static void
 complete(struct cfs *fs, struct cfs_worker *w, const char *path,
-    const struct cpx_attr *a)
+    const struct cpx_attr *a, const struct cfs_identity *id)
 {
 	struct cpx_attr old;
 	int changed = !cfs_cache_last_attr(fs, path, &old) ||
@@ -71,8 +71,11 @@ complete(struct cfs *fs, struct cfs_worker *w, const char *path,
 	cfs_cache_set_stable(fs, path, 1);
 	if (changed)
 		cfs_cache_mark_stored(fs, path, 0);	/* the kernel forgot it */
-	/* Already whole (the same version again): the kernel needs it back. */
-	if (!cfs_cache_prefetch(fs, w->name, path, a) &&
+	/*
+	 * Its contents: pushed already, on their way, or fetched now. Already
+	 * whole (the same version again): the kernel needs it back.
+	 */
+	if (!cfs_cache_adopt(fs, w->name, path, a, id) &&
 	    cfs_cache_complete(fs, path))
 		cfs_notify_store(fs, path);
 }
@@ -90,15 +93,20 @@ unwatched(struct cfs *fs, const char *dir)
 void
 cfs_event(struct cfs *fs, struct cfs_worker *w, const uint8_t *p, size_t n)
 {
+	struct cpx_fevent_msg ev;
+	struct cfs_identity id;
 	struct cfs_match m;
 	struct cpx_attr a;
 	char *path = NULL;
 	uint8_t kind;
 
-	if (cpx_fevent_parse(p, n, &kind, &path, &a) != 0) {
+	if (cpx_fevent_parse_msg(p, n, &ev) != 0) {
 		cpx_warn("worker %s: malformed event", w->name);
 		return;
 	}
+	kind = ev.kind;
+	path = ev.path;
+	a = ev.attr;
 	/* Only a route of this very worker may be changed by its events. */
 	if (!cfs_route_match(fs, path, &m) || strcmp(m.worker, w->name) != 0)
 		goto out;
@@ -108,7 +116,10 @@ cfs_event(struct cfs *fs, struct cfs_worker *w, const uint8_t *p, size_t n)
 		forget_name(fs, path, 0, 1);
 		break;
 	case CPX_FEV_COMPLETE:
-		complete(fs, w, path, &a);
+		id.dev = ev.dev;
+		id.ino = ev.ino;
+		id.push_lanes = m.push_lanes;
+		complete(fs, w, path, &a, &id);
 		break;
 	case CPX_FEV_REMOVED:
 		cfs_cache_forget(fs, path);

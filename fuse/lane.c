@@ -53,6 +53,14 @@ cfs_call_submit(struct cfs *fs, struct cfs_call *c)
 	cfs_lane_enqueue(&fs->lanes[n], c);
 }
 
+/* Any thread: a call for lane `lane`'s own connection, never another's. */
+void
+cfs_lane_submit(struct cfs *fs, int lane, struct cfs_call *c)
+{
+	c->pinned = 1;
+	cfs_lane_enqueue(&fs->lanes[lane], c);
+}
+
 /* A warm-up: lane `index` connects to the worker, ahead of any read. */
 void
 cfs_lanes_warm(struct cfs *fs, const char *worker)
@@ -75,7 +83,7 @@ cfs_lanes_warm(struct cfs *fs, const char *worker)
 void
 cfs_lane_hand_back(struct cfs *fs, struct cfs_call *c)
 {
-	if (c->retried) {
+	if (c->retried || c->pinned) {
 		cfs_call_finish(fs, c, -EIO, NULL);
 		return;
 	}
@@ -113,6 +121,8 @@ drain_bulk(struct cfs_lane *lane, struct cfs_call *c)
 		cfs_worker_kick(fs, w);
 	if (c->warm)
 		cfs_call_finish(fs, c, 0, NULL);
+	else if (c->pinned && w != NULL)
+		cfs_worker_dispatch(fs, w, c);
 	else if (w == NULL || w->state != CFS_W_READY)
 		cfs_lane_hand_back(fs, c);
 	else

@@ -23,16 +23,22 @@ new_file(struct cfs *fs, int fd, fuse_ino_t ino)
 	return f;
 }
 
-/* Open files are listed: after an aborted connection no release comes. */
-void
-cfs_files_add(struct cfs *fs, struct cfs_file *f)
+static void
+add_locked(struct cfs *fs, struct cfs_file *f)
 {
-	pthread_mutex_lock(&fs->files_lock);
 	f->prev = NULL;
 	f->next = fs->files;
 	if (fs->files != NULL)
 		fs->files->prev = f;
 	fs->files = f;
+}
+
+/* Open files are listed: after an aborted connection no release comes. */
+void
+cfs_files_add(struct cfs *fs, struct cfs_file *f)
+{
+	pthread_mutex_lock(&fs->files_lock);
+	add_locked(fs, f);
 	pthread_mutex_unlock(&fs->files_lock);
 }
 
@@ -47,6 +53,86 @@ cfs_files_remove(struct cfs *fs, struct cfs_file *f)
 	if (f->next != NULL)
 		f->next->prev = f->prev;
 	pthread_mutex_unlock(&fs->files_lock);
+}
+
+/*
+ * Whether a remote file open on node ino is pinned to another version
+ * than v: the kernel's pages of that node must then be left alone.
+ */
+int
+cfs_files_pinned_other(struct cfs *fs, fuse_ino_t ino,
+    const struct cpx_attr *v)
+{
+	struct cfs_file *f;
+	int other = 0;
+
+	pthread_mutex_lock(&fs->files_lock);
+	for (f = fs->files; f != NULL && !other; f = f->next)
+		other = f->remote && f->ino == ino && f->pinned &&
+		    !cfs_same_version(&f->pin, v);
+	pthread_mutex_unlock(&fs->files_lock);
+	return other;
+}
+
+/*
+ * Lists a remote file being opened read-only, deciding how the kernel
+ * reads it atomically with the other opens of its node: the kernel fails
+ * an open with EIO when the node's files would mix passthrough with
+ * anything else, or two backing files. Passed through (f->backing set)
+ * when `backing` can serve it and nothing is open through the page
+ * cache; passed through to what the node's files use already, when
+ * that is this version. -ESTALE when the node is passed through to
+ * another version of the file (not listed then).
+ */
+int
+cfs_files_add_remote(struct cfs *fs, struct cfs_file *f, int backing)
+{
+	struct cfs_file *o, *pt = NULL;
+	int cached = 0, error = 0;
+
+	pthread_mutex_lock(&fs->files_lock);
+	for (o = fs->files; o != NULL; o = o->next) {
+		if (!o->remote || o->ino != f->ino)
+			continue;
+		if (o->backing > 0)
+			pt = o;
+		else if (!o->direct)
+			cached++;
+	}
+	if (pt != NULL) {
+		if (f->pinned && cfs_same_version(&pt->pin, &f->pin) &&
+		    pt->backing == backing)
+			f->backing = backing;
+		else
+			error = -ESTALE;
+	} else if (backing > 0 && cached == 0) {
+		f->backing = backing;
+	}
+	if (error == 0)
+		add_locked(fs, f);
+	pthread_mutex_unlock(&fs->files_lock);
+	return error;
+}
+
+/*
+ * Lists a remote file being opened for writing, unless files of its node
+ * are read passed through to a local copy: the kernel would fail this
+ * open (EIO), and the copy could not follow the writes. -ETXTBSY then.
+ */
+int
+cfs_files_add_writer(struct cfs *fs, struct cfs_file *f)
+{
+	struct cfs_file *o;
+	int error = 0;
+
+	pthread_mutex_lock(&fs->files_lock);
+	for (o = fs->files; o != NULL && error == 0; o = o->next)
+		if (o->remote && o->ino == f->ino && o->backing > 0)
+			error = -ETXTBSY;
+	if (error == 0)
+		add_locked(fs, f);
+	pthread_mutex_unlock(&fs->files_lock);
+	return error;
 }
 
 void

@@ -419,3 +419,41 @@ cfs_node_walk_under(struct cfs *fs, const char *dir, cfs_node_visit fn,
 	}
 	free(v);
 }
+
+/*
+ * The kernel caches the pages of a remote file that reads and stores
+ * gave it, for the node. At an open, they may stay (1) only if they are
+ * of the version `cur` the file has now; otherwise (0) the open drops
+ * them. Either way, from then on the kernel holds `cur`.
+ */
+int
+cfs_node_kernel_version(struct cfs *fs, fuse_ino_t ino,
+    const struct cpx_attr *cur)
+{
+	struct cfs_node *n;
+	int keep = 0;
+
+	pthread_mutex_lock(&fs->node_lock);
+	if ((n = get(fs, ino)) != NULL) {
+		keep = n->has_kver && cfs_same_version(&n->kver, cur);
+		n->kver = *cur;
+		n->has_kver = 1;
+	}
+	pthread_mutex_unlock(&fs->node_lock);
+	return keep;
+}
+
+/* The kernel was handed version v of the node's file (notify_store). */
+void
+cfs_node_stored_version(struct cfs *fs, fuse_ino_t ino,
+    const struct cpx_attr *v)
+{
+	struct cfs_node *n;
+
+	pthread_mutex_lock(&fs->node_lock);
+	if ((n = get(fs, ino)) != NULL) {
+		n->kver = *v;
+		n->has_kver = 1;
+	}
+	pthread_mutex_unlock(&fs->node_lock);
+}

@@ -143,15 +143,51 @@ static void
 store(struct cfs *fs, const char *path)
 {
 	fuse_ino_t ino = cfs_node_find_path(fs, path);
+	struct cpx_attr version;
 	int error;
 
 	if (ino == 0 || !cfs_cache_should_store(fs, path, ino))
 		return;		/* unknown to the kernel (reads come to us), or done */
-	error = cfs_cache_each_block(fs, path, store_block, &ino);
-	if (error == 0)
+	/*
+	 * A reader still pinned to another version of the file reads the
+	 * kernel's pages: new ones would mix with the old under its feet.
+	 * Later opens drop the old pages and read from us.
+	 */
+	if (cfs_cache_last_attr(fs, path, &version) &&
+	    cfs_files_pinned_other(fs, ino, &version))
+		return;
+	error = cfs_cache_each_block(fs, path, store_block, &ino, &version);
+	if (error == 0) {
 		cfs_cache_mark_stored(fs, path, ino);
+		cfs_node_stored_version(fs, ino, &version);
+	}
 	else if (error != -EAGAIN)
 		cpx_debug("store %s: %s", path, strerror(-error));
+}
+
+/*
+ * A complete file for the kernel: a backing file reads pass through to
+ * when the kernel allows it, else pushed into its page cache.
+ */
+static void
+make_local(struct cfs *fs, const char *path)
+{
+	int error;
+
+	if (fs->pt_on) {
+		if ((error = cfs_backing_make(fs, path)) == 0)
+			return;
+		if (error == -EPERM || error == -EOPNOTSUPP ||
+		    error == -EINVAL || error == -EISDIR || error == -ENOTTY) {
+			cpx_warn("passthrough unavailable (%s): pushing pages "
+			    "into the kernel instead", strerror(-error));
+			fs->pt_on = 0;
+		} else {
+			cpx_debug("no backing file for %s: %s", path,
+			    strerror(-error));
+		}
+	}
+	store(fs, path);
 }
 
 static void
@@ -171,7 +207,7 @@ handle(struct cfs *fs, struct cfs_notice *n)
 		fuse_lowlevel_notify_inval_inode(fs->se, n->ino, 0, 0);
 		break;
 	case N_STORE:
-		store(fs, n->path);
+		make_local(fs, n->path);
 		break;
 	case N_UNDER:
 		cfs_node_walk_under(fs, n->path, inval_entry, NULL);

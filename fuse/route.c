@@ -188,6 +188,7 @@ cfs_route_match(struct cfs *fs, const char *path, struct cfs_match *m)
 			m->worker = cpx_xstrdup(r->ep.name);
 			m->is_dir = exact;
 			m->watched = r->watched;
+			m->push_lanes = r->push_lanes;
 			m->uid = r->uid;
 			m->gid = r->gid;
 			found = 1;
@@ -332,6 +333,57 @@ cfs_route_set(struct cfs *fs, struct cfs_route *r, uid_t uid, gid_t gid,
 	r->gid = gid;
 	r->watched = watched;
 	pthread_rwlock_unlock(&fs->route_lock);
+}
+
+/* Any thread: lane `lane` of the worker pushes for the route dir (or not). */
+void
+cfs_route_set_push(struct cfs *fs, const char *dir, const char *worker,
+    int lane, int on)
+{
+	struct cfs_route *r;
+
+	pthread_rwlock_wrlock(&fs->route_lock);
+	for (r = fs->routes; r != NULL; r = r->next) {
+		if (strcmp(r->dir, dir) != 0 || strcmp(r->ep.name, worker) != 0)
+			continue;
+		if (on)
+			r->push_lanes |= 1u << lane;
+		else
+			r->push_lanes &= ~(1u << lane);
+	}
+	pthread_rwlock_unlock(&fs->route_lock);
+}
+
+/* Any thread: the lane's connection to the worker is gone. */
+void
+cfs_routes_push_off(struct cfs *fs, const char *worker, int lane)
+{
+	struct cfs_route *r;
+
+	pthread_rwlock_wrlock(&fs->route_lock);
+	for (r = fs->routes; r != NULL; r = r->next)
+		if (strcmp(r->ep.name, worker) == 0)
+			r->push_lanes &= ~(1u << lane);
+	pthread_rwlock_unlock(&fs->route_lock);
+}
+
+/* Any thread: the folders routed to the worker (copies; caller frees all). */
+char **
+cfs_routes_of_worker(struct cfs *fs, const char *worker, size_t *n)
+{
+	struct cfs_route *r;
+	char **dirs = NULL;
+
+	*n = 0;
+	pthread_rwlock_rdlock(&fs->route_lock);
+	for (r = fs->routes; r != NULL; r = r->next) {
+		if (strcmp(r->ep.name, worker) != 0)
+			continue;
+		dirs = cpx_xrealloc(dirs, (*n + 1) * sizeof *dirs);
+		dirs[(*n)++] = cpx_xstrdup(r->dir);
+	}
+	pthread_rwlock_unlock(&fs->route_lock);
+	return dirs;
 }
 
 /* The endpoint the routes give for a worker (a copy), or -ENOENT. */

@@ -99,6 +99,16 @@ withdraw(struct cfs *fs, struct cfs_route *r, int status, const char *code,
 	free(dir);
 }
 
+/* Every other lane's agent pushes its share of the folder's files too. */
+static void
+push_other_lanes(struct cfs *fs, struct cfs_route *r)
+{
+	int i;
+
+	for (i = 1; i < fs->nlanes; i++)
+		cfs_push_request(fs, r->ep.name, r->dir, i);
+}
+
 static void
 on_watch(struct cfs *fs, struct cfs_call *c, int status, struct cpx_reader *rd)
 {
@@ -110,6 +120,7 @@ on_watch(struct cfs *fs, struct cfs_call *c, int status, struct cpx_reader *rd)
 			cfs_route_set(fs, r, r->uid, r->gid, 1);
 			cpx_info("route %s -> %s (job %s) watched", r->dir,
 			    r->ep.name, r->job);
+			push_other_lanes(fs, r);
 			answer(fs, r, 0, NULL, NULL);
 		} else if (status != -EIO && r->waiters != NULL) {
 			msg = cpx_xprintf("worker cannot watch the folder: %s",
@@ -133,6 +144,7 @@ send_watch(struct cfs *fs, struct cfs_route *r)
 
 	cpx_freq_put(&c->req, &q);
 	cfs_call_submit(fs, c);
+	cfs_push_request(fs, r->ep.name, r->dir, 0);
 }
 
 /* The folder's owner: remote files are shown as PMS's own. */
@@ -210,6 +222,7 @@ cfs_routing_del(struct cfs *fs, const char *dir)
 		c = cfs_call_new(r->ep.name, ignore_reply, NULL);
 		cpx_freq_put(&c->req, &q);
 		cfs_call_submit(fs, c);
+		cfs_push_unwatch(fs, r->ep.name, dir);
 	}
 	cpx_info("route %s (job %s) removed", r->dir, r->job);
 	retire(fs, r, "route removed");

@@ -288,6 +288,7 @@ cfs_worker_failed(struct cfs *fs, struct cfs_worker *w, int status,
 	free(w->last_error);
 	w->last_error = cpx_xstrdup(cause);
 	fail_all(fs, w);
+	cfs_push_lane_down(fs, w);
 	if (w->lane->index == 0)
 		cfs_routing_worker_down(fs, w->name, status, cause);
 }
@@ -309,8 +310,10 @@ became_ready(struct cfs *fs, struct cfs_worker *w)
 		c->next = NULL;
 		cfs_worker_dispatch(fs, w, c);
 	}
-	if (w->lane->index != 0)
+	if (w->lane->index != 0) {
+		cfs_push_lane_up(fs, w);
 		return;
+	}
 	cfs_routing_worker_up(fs, w->name);
 	cfs_lanes_warm(fs, w->name);
 }
@@ -375,6 +378,9 @@ cfs_link_frame(struct cpx_link *link, const struct cpx_frame *f, void *arg)
 	case CPX_MSG_FEVENT:
 		if (w->lane->index == 0)
 			cfs_event(fs, w, f->payload, f->len);
+		break;
+	case CPX_MSG_FPUSH:
+		cfs_push_frame(fs, w, f->payload, f->len);
 		break;
 	case CPX_MSG_PING:
 		cpx_link_send(link, CPX_MSG_PONG, f->id, NULL, 0);
@@ -452,9 +458,11 @@ tick_one(struct cfs *fs, struct cfs_worker *w, uint64_t now)
 			    "connect deadline passed");
 		break;
 	case CFS_W_BACKOFF:
-		/* Routed workers reconnect by themselves, to watch again. */
-		if (w->lane->index == 0 && now >= w->retry_at &&
-		    cfs_routes_on_worker(fs, w->name) > 0)
+		/*
+		 * Routed workers reconnect by themselves, to watch again, and
+		 * every lane, to push its share again.
+		 */
+		if (now >= w->retry_at && cfs_routes_on_worker(fs, w->name) > 0)
 			cfs_worker_kick(fs, w);
 		break;
 	}

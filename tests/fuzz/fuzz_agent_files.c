@@ -102,6 +102,17 @@ emit(struct files_svc *s, const struct cpx_buf *p)
 	return 0;
 }
 
+static int
+emit_push(struct files_svc *s, const struct cpx_buf *p)
+{
+	struct cpx_push m;
+
+	/* Contents the service pushes must parse on the other side. */
+	if (cpx_push_parse(p->data, p->len, &m) != 0)
+		abort();
+	return 0;
+}
+
 /* Nothing outside the root may have changed. */
 static void
 check_outside(void)
@@ -147,6 +158,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (files_init(&s, &cfg) != 0)
 		abort();
 	s.emit = emit;
+	s.emit_push = emit_push;
 	cpx_buf_init(&reply);
 	while (cpx_frame_next(data + off, size - off, &f, &used) == 0) {
 		off += used;

@@ -130,7 +130,7 @@ test_prefetch_complete(void **state)
 	assert_int_equal(n, 3);
 	assert_int_equal(cfs_cache_complete(fs, "S/x/seg"), 1);
 	assert_int_equal(cfs_cache_each_block(fs, "S/x/seg", check_block,
-	    &total), 0);
+	    &total, NULL), 0);
 	assert_int_equal(total, a.size);
 	assert_int_equal(cfs_cache_bytes(fs), a.size);
 	/* Whole already: nothing to fetch again. */

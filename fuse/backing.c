@@ -1,0 +1,261 @@
+/* backing.c — complete remote files as local copies, read by passthrough. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "cache.h"
+
+/*
+ * With FUSE passthrough (kio.c) a complete segment is written once into
+ * an unnamed file (O_TMPFILE) in the folder underneath the mount, in one
+ * write so the filesystem can hold it in large folios, and registered
+ * with the kernel as a backing file: opens of the segment then read it
+ * directly, at the speed of a local file. A backing file belongs to one
+ * version of a record: a new version, or the record's end, closes it
+ * (files open through it keep it until they close). They are bounded to
+ * 4 x CLUSTERPLEX_FUSE_CACHE_MB, the least recently opened closed first:
+ * page cache the kernel may write back and reclaim, and disk space.
+ */
+
+#define BACKING_BUDGET(c) ((c)->budget * 4)
+#define RETIRE_MS 2000
+
+/*
+ * Under the lock: the record's backing file is retired. Its id stays
+ * registered a while: an open may have chosen it just before, and the
+ * kernel fails an open whose backing id is gone (EIO).
+ */
+void
+cfs_backing__release(struct cfs *fs, struct rec *r)
+{
+	struct cache *c = C(fs);
+
+	if (r->backing <= 0)
+		return;
+	c->retired = cpx_xrealloc(c->retired,
+	    (c->nretired + 1) * sizeof *c->retired);
+	c->retired[c->nretired].id = r->backing;
+	c->retired[c->nretired++].at = cpx_now_ms();
+	c->backing_bytes -= r->backing_bytes;
+	c->nbacking--;
+	r->backing = 0;
+	r->backing_bytes = 0;
+}
+
+/* Under the lock: the least recently opened go until within budget. */
+static void
+evict(struct cfs *fs)
+{
+	struct cache *c = C(fs);
+	struct rec *r, *old;
+	size_t i;
+
+	while (c->backing_bytes > BACKING_BUDGET(c) && c->nbacking > 1) {
+		old = NULL;
+		for (i = 0; i < c->nbuckets; i++)
+			for (r = c->buckets[i]; r != NULL; r = r->hnext)
+				if (r->backing > 0 && (old == NULL ||
+				    r->backing_used < old->backing_used))
+					old = r;
+		if (old == NULL)
+			return;
+		cfs_backing__release(fs, old);
+	}
+}
+
+/* The backing file of path in version v (now in use), or 0. */
+int
+cfs_cache_backing(struct cfs *fs, const char *path, const struct cpx_attr *v)
+{
+	struct rec *r;
+	int id = 0;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	r = cfs_cache__rec(fs, path, 0);
+	if (r != NULL && r->backing > 0 &&
+	    cfs_same_version(&r->backing_version, v)) {
+		id = r->backing;
+		r->backing_used = cpx_now_ms();
+	}
+	pthread_mutex_unlock(&fs->cache_lock);
+	return id;
+}
+
+/* Whether path is complete, finished, and has no backing file yet. */
+int
+cfs_cache_wants_backing(struct cfs *fs, const char *path)
+{
+	struct rec *r;
+	int yes;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	r = cfs_cache__rec(fs, path, 0);
+	yes = r != NULL && r->stable && r->pushed && !r->backing_busy &&
+	    (r->backing <= 0 || !cfs_same_version(&r->backing_version,
+	    &r->attr)) && cfs_cache__complete(r);
+	pthread_mutex_unlock(&fs->cache_lock);
+	return yes;
+}
+
+/*
+ * Pins every block of a complete record (NULL if it is not): the caller
+ * uses them outside the lock, then unpins them with unpin_all().
+ */
+struct block **
+cfs_cache__pin_all(struct cfs *fs, struct rec *r, size_t *n)
+{
+	struct block **bs;
+	size_t i;
+
+	if (r == NULL || !cfs_cache__complete(r))
+		return NULL;
+	*n = (size_t)((r->attr.size + CFS_BLOCK - 1) / CFS_BLOCK);
+	bs = cpx_xcalloc(*n, sizeof *bs);
+	for (i = 0; i < *n; i++) {
+		bs[i] = r->blocks[i];
+		bs[i]->pins++;
+	}
+	return bs;
+}
+
+void
+cfs_cache__unpin_all(struct cfs *fs, struct block **bs, size_t n)
+{
+	size_t i;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	for (i = 0; i < n; i++)
+		cfs_cache__unpin(bs[i]);
+	pthread_mutex_unlock(&fs->cache_lock);
+	free(bs);
+}
+
+/* The blocks, in one write (or as few as the kernel takes): 0 or -errno. */
+static int
+write_blocks(int fd, struct block **bs, size_t n)
+{
+	struct iovec *iov = cpx_xcalloc(n, sizeof *iov);
+	size_t i, first = 0;
+	ssize_t w;
+	off_t off = 0;
+	int error = 0;
+
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = bs[i]->data;
+		iov[i].iov_len = bs[i]->len;
+	}
+	while (first < n && error == 0) {
+		w = pwritev(fd, iov + first,
+		    (int)(n - first < 1024 ? n - first : 1024), off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			error = w < 0 ? -errno : -EIO;
+			break;
+		}
+		off += w;
+		while (first < n && (size_t)w >= iov[first].iov_len)
+			w -= (ssize_t)iov[first++].iov_len;
+		if (first < n) {
+			iov[first].iov_base =
+			    (uint8_t *)iov[first].iov_base + w;
+			iov[first].iov_len -= (size_t)w;
+		}
+	}
+	free(iov);
+	return error;
+}
+
+/* An unnamed local file holding the blocks, registered: its id or -errno. */
+static int
+make_file(struct cfs *fs, struct block **bs, size_t n)
+{
+	int fd, id;
+
+	fd = openat(fs->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if ((id = write_blocks(fd, bs, n)) == 0)
+		id = cfs_kio_backing_open(fs, fd);
+	close(fd);		/* the kernel holds its own reference */
+	return id;
+}
+
+/* Under the lock: the new backing file goes to r, if still that version. */
+static void
+attach(struct cfs *fs, struct rec *r, int id, const struct cpx_attr *v)
+{
+	struct cache *c = C(fs);
+
+	if (r == NULL || !cfs_same_version(&r->attr, v)) {
+		cfs_kio_backing_close(fs, id);
+		return;
+	}
+	cfs_backing__release(fs, r);
+	r->backing = id;
+	r->backing_version = *v;
+	r->backing_bytes = v->size;
+	r->backing_used = cpx_now_ms();
+	c->backing_bytes += v->size;
+	c->nbacking++;
+	evict(fs);
+}
+
+/*
+ * Notify thread: the backing file of a complete, finished record. 0 when
+ * made (or not wanted now), or -errno (-EOPNOTSUPP, -EPERM: passthrough
+ * cannot work here).
+ */
+int
+cfs_backing_make(struct cfs *fs, const char *path)
+{
+	struct cpx_attr v;
+	struct block **bs;
+	struct rec *r;
+	size_t n = 0;
+	int id;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	r = cfs_cache__rec(fs, path, 0);
+	if (r == NULL || !r->stable || !r->pushed || r->backing_busy ||
+	    (r->backing > 0 && cfs_same_version(&r->backing_version,
+	    &r->attr)) || (bs = cfs_cache__pin_all(fs, r, &n)) == NULL) {
+		pthread_mutex_unlock(&fs->cache_lock);
+		return 0;
+	}
+	r->backing_busy = 1;
+	v = r->attr;
+	pthread_mutex_unlock(&fs->cache_lock);
+	id = make_file(fs, bs, n);
+	pthread_mutex_lock(&fs->cache_lock);
+	if ((r = cfs_cache__rec(fs, path, 0)) != NULL)
+		r->backing_busy = 0;
+	if (id > 0)
+		attach(fs, r, id, &v);
+	pthread_mutex_unlock(&fs->cache_lock);
+	cfs_cache__unpin_all(fs, bs, n);
+	return id > 0 ? 0 : id;
+}
+
+/* Retired backing files are closed once no open can be choosing them. */
+void
+cfs_backing_tick(struct cfs *fs, int all)
+{
+	struct cache *c = C(fs);
+	uint64_t now = cpx_now_ms();
+	size_t i, kept = 0;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	for (i = 0; i < c->nretired; i++) {
+		if (all || now - c->retired[i].at >= RETIRE_MS)
+			cfs_kio_backing_close(fs, c->retired[i].id);
+		else
+			c->retired[kept++] = c->retired[i];
+	}
+	c->nretired = kept;
+	pthread_mutex_unlock(&fs->cache_lock);
+}
