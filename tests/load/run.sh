@@ -49,7 +49,7 @@ py() { CPX_CLUSTER=$CPX_CLUSTER CPX_STATE=$CPX_STATE /usr/bin/python3 "$@"; }
 
 # The reference: the stand-in itself on the PMS host, once with the movie,
 # once with a missing input.
-cluster_pms /usr/bin/python3 - "$FX" "/media/${CPX_MOVIE##*/}" >"$OUT/ref.json" <<'EOF'
+cluster_pms /usr/bin/python3 - "$CPX_SRC/tests/fixtures/dash-remux.json" "/media/${CPX_MOVIE##*/}" >"$OUT/ref.json" <<'EOF'
 import hashlib, json, os, subprocess, sys, tempfile
 fx = json.load(open(sys.argv[1]))
 def run(media):
