@@ -33,6 +33,9 @@ endif
 
 BINS := clusterplex-shim clusterplex-dispatcher clusterplex-agent clusterplex-fuse
 
+# The first rule is what plain `make` builds.
+.DEFAULT_GOAL := all
+
 # Every folder lists its own sources; a new file in a folder needs no edit here.
 COMMON_SRC := $(wildcard common/*.c)
 LLHTTP_OBJ := $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
