@@ -11,7 +11,9 @@
 # 404, a truncated file, a file over CLUSTERPLEX_CODEC_MAX_MB (announced
 # or not), the deadline and a SIGKILLed shim each refuse the job (or end
 # it) with one line naming the URL, and leave no partial set, no
-# temporary folder and no curl behind.
+# temporary folder and no curl behind; over HTTPS, an untrusted
+# certificate and a redirect to http are refused, and a CA named by
+# CURL_CA_BUNDLE is trusted.
 set -eu -o pipefail
 export CPX_CLUSTER=${CPX_CLUSTER:-cxu} CPX_WORKERS=${CPX_WORKERS:-2}
 source "$(dirname "$0")/lib.sh"
@@ -167,6 +169,38 @@ for i in $(seq 100); do
 done
 no_leftovers 5555555-0005 "after the SIGKILL"
 t_ok "a shim SIGKILLed mid-download: curl and the temporary folder gone within $(t_since "$t0") s"
+
+# 3. HTTPS, as Plex serves it: a certificate curl does not trust is
+# refused; trusted through CURL_CA_BUNDLE in the worker's environment, the
+# download works; a redirect from https to http is refused.
+TLSPORT=18443
+TLSURL="https://$(cluster_pms_ip):$TLSPORT"
+e=$(cluster_host_dir pms etc)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+	-subj "/CN=$(cluster_pms_ip)" -addext "subjectAltName=IP:$(cluster_pms_ip)" \
+	-keyout "$e/tls.key" -out "$e/tls.crt" 2>/dev/null || t_fail "openssl could not make a certificate"
+cp "$e/tls.crt" "$(cluster_host_dir w2 etc)/ca.pem"
+cluster_pms /usr/bin/python3 "$CPX_SRC/tests/integration/codecs_http.py" "$(cluster_pms_ip)" \
+	"$TLSPORT" /etc/clusterplex/plex /run/clusterplex/https.log /etc/clusterplex/tls.crt \
+	/etc/clusterplex/tls.key "$URL" >/dev/null 2>&1 &
+cluster_wait_tcp w2 "$(cluster_pms_ip)" "$TLSPORT" 10 || t_fail "the https server did not start"
+plex_files 6666666-0006 200
+set_env CLUSTERPLEX_CODEC_URL "$TLSURL/ok/{version}/{arch}/{file}"
+refused tls1 6666666-0006 "an untrusted certificate" \
+	"$TLSURL/ok/6666666-0006/linux-aarch64-standard/libaac_encoder.so: curl: (60)"
+set_env CURL_CA_BUNDLE /etc/clusterplex/ca.pem
+codecs_shim tls2 "$(pms_set 6666666-0006)" -- env >"$O/out.tls2" 2>"$O/err.tls2" ||
+	{ tail -n 3 "$O/err.tls2"; t_fail "the https download failed"; }
+grep -qxF "FFMPEG_EXTERNAL_LIBS=/run/clusterplex/codecs/6666666-0006-linux-aarch64-standard/" "$O/out.tls2" ||
+	t_fail "https: $(grep FFMPEG "$O/out.tls2")"
+cmp -s "$PLEX/6666666-0006/linux-aarch64-standard/libhevc_decoder.so" \
+	"$CACHE/6666666-0006-linux-aarch64-standard/libhevc_decoder.so" || t_fail "https: the file differs"
+plex_files 7777777-0007 10
+set_env CLUSTERPLEX_CODEC_URL "$TLSURL/redir/{version}/{arch}/{file}"
+refused redir 7777777-0007 "a redirect to http" \
+	"$TLSURL/redir/7777777-0007/linux-aarch64-standard/libaac_encoder.so: curl: (1) Protocol \"http\""
+grep -q "ok 7777777-0007" "$HTTPLOG" && t_fail "curl followed the redirect to http"
+t_ok "https: an untrusted certificate refused, trusted through CURL_CA_BUNDLE downloaded, a redirect to http refused"
 
 ! grep -rq "$TOKEN" "$O" "$(cluster_state)/logs" || t_fail "the URL's token was logged"
 t_ok "the token in CLUSTERPLEX_CODEC_URL appears in no log"
