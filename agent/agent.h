@@ -119,6 +119,8 @@ int agent_codecs_commit(const struct agent_config *cfg, const char *name,
 char **agent_codecs_list(const struct agent_config *cfg, size_t *n);
 struct cJSON *agent_codecs_json(const struct agent_config *cfg);
 const char *agent_codec_cpu(const struct agent_config *cfg);
+unsigned agent_codec_source(const struct agent_config *cfg, int offered,
+    int same, int has_cpu);
 
 /* codec_cache_url.c: downloads of a set from CLUSTERPLEX_CODEC_URL. */
 struct cpx_codec_set;

@@ -252,6 +252,27 @@ agent_codecs_list(const struct agent_config *cfg, size_t *n)
 	return v;
 }
 
+/*
+ * The first of CLUSTERPLEX_CODEC_SOURCES that can give a missing set, or
+ * 0: pms when PMS's set is for this CPU (`same`); url when the set names
+ * a CPU (the URL needs {arch}). Both need PMS's set offered (`offered`):
+ * pms for its files, url for their names.
+ */
+unsigned
+agent_codec_source(const struct agent_config *cfg, int offered, int same,
+    int has_cpu)
+{
+	size_t i;
+
+	for (i = 0; offered && i < cfg->ncodec_order; i++) {
+		if (cfg->codec_order[i] == AGENT_SRC_PMS && same)
+			return AGENT_SRC_PMS;
+		if (cfg->codec_order[i] == AGENT_SRC_URL && has_cpu)
+			return AGENT_SRC_URL;
+	}
+	return 0;
+}
+
 /* The CPU in this worker's set names; a configuration built by hand may lack it. */
 const char *
 agent_codec_cpu(const struct agent_config *cfg)

@@ -245,28 +245,6 @@ no_source(const struct job *j, const struct cpx_codec_set *have,
 	    "CLUSTERPLEX_CODEC_SOURCES allows neither pms nor url", want);
 }
 
-/*
- * The first of CLUSTERPLEX_CODEC_SOURCES that can give this job's set:
- * pms when PMS's set is for this CPU; url when the set names its CPU
- * (the URL needs {arch}). Both need the shim to offer PMS's set: pms
- * for its files, url for their names. 0 when none can.
- */
-static unsigned
-pick_source(const struct job *j, const struct cpx_codec_set *have, int same)
-{
-	size_t i;
-
-	if (j->spec.codecs == NULL)
-		return 0;
-	for (i = 0; i < j->cfg->ncodec_order; i++) {
-		if (j->cfg->codec_order[i] == AGENT_SRC_PMS && same)
-			return AGENT_SRC_PMS;
-		if (j->cfg->codec_order[i] == AGENT_SRC_URL && have->cpu != NULL)
-			return AGENT_SRC_URL;
-	}
-	return 0;
-}
-
 static void
 begin(struct job *j, const char *want, unsigned source,
     const struct cpx_codec_set *have)
@@ -309,7 +287,8 @@ job_codecs_start(struct job *j, char **why)
 	}
 	same = have.cpu == NULL || strcmp(have.cpu, cpu) == 0;
 	want = same ? cpx_xstrdup(name) : cpx_codec_set_for_cpu(&have, cpu);
-	source = pick_source(j, &have, same);
+	source = agent_codec_source(j->cfg, j->spec.codecs != NULL, same,
+	    have.cpu != NULL);
 	if (agent_codecs_find(j->cfg, want, &dir) == 0) {
 		cpx_debug("job %s: codec set %s at %s", j->spec.id, want, dir);
 		use_set(j, dir);

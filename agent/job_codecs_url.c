@@ -89,7 +89,6 @@ job_codecs_url_entry(struct job *j, const struct cpx_set_entry *e, char **why)
 	c->modes = cpx_xrealloc(c->modes, (c->nlibs + 1) * sizeof *c->modes);
 	c->libs[c->nlibs] = e->path;
 	c->modes[c->nlibs++] = (e->mode & 0755) | 0400;
-	(void)why;
 	return 0;
 }
 

@@ -117,7 +117,7 @@ cache_writable(const struct agent_config *cfg, char **why)
 	return error;
 }
 
-/* cached | own | fetchable | missing, for the set PMS uses now. */
+/* cached | own | fetchable (with its source) | missing, for the set PMS uses now. */
 static cJSON *
 check_codecs(const struct agent_config *cfg, const char *name)
 {
@@ -125,6 +125,7 @@ check_codecs(const struct agent_config *cfg, const char *name)
 	cJSON *o = cJSON_CreateObject();
 	char *want = NULL, *dir = NULL, *why = NULL;
 	const char *cpu = agent_codec_cpu(cfg), *state = "missing";
+	unsigned source;
 	int same;
 
 	cJSON_AddStringToObject(o, "cpu", cpu);
@@ -137,9 +138,12 @@ check_codecs(const struct agent_config *cfg, const char *name)
 	if (agent_codecs_find(cfg, want, &dir) == 0)
 		state = cpx_path_under(dir, cfg->codec_cache, NULL) ? "cached" :
 		    "own";
-	else if ((same && (cfg->codec_sources & AGENT_SRC_PMS)) ||
-	    (have.cpu != NULL && (cfg->codec_sources & AGENT_SRC_URL)))
+	else if ((source = agent_codec_source(cfg, 1, same,
+	    have.cpu != NULL)) != 0) {
 		state = cache_writable(cfg, &why) == 0 ? "fetchable" : "missing";
+		cJSON_AddStringToObject(o, "source", source == AGENT_SRC_URL ?
+		    "url" : "pms");
+	}
 	else if (same)
 		why = cpx_xstrdup("CLUSTERPLEX_CODEC_SOURCES allows neither pms "
 		    "nor url");

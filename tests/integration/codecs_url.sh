@@ -13,7 +13,7 @@
 # it) with one line naming the URL, and leave no partial set, no
 # temporary folder and no curl behind; over HTTPS, an untrusted
 # certificate and a redirect to http are refused, and a CA named by
-# CURL_CA_BUNDLE is trusted.
+# CURL_CA_BUNDLE is trusted; doctor says which source each worker uses.
 set -eu -o pipefail
 export CPX_CLUSTER=${CPX_CLUSTER:-cxu} CPX_WORKERS=${CPX_WORKERS:-2}
 source "$(dirname "$0")/lib.sh"
@@ -201,6 +201,25 @@ refused redir 7777777-0007 "a redirect to http" \
 	"$TLSURL/redir/7777777-0007/linux-aarch64-standard/libaac_encoder.so: curl: (1) Protocol \"http\""
 grep -q "ok 7777777-0007" "$HTTPLOG" && t_fail "curl followed the redirect to http"
 t_ok "https: an untrusted certificate refused, trusted through CURL_CA_BUNDLE downloaded, a redirect to http refused"
+
+# doctor says how each worker will get a set it does not have yet.
+cluster_pms /bin/bash -c '
+	while IFS= read -r l; do
+		case $l in "" | "#"*) ;; *) export "$l" ;; esac
+	done </etc/clusterplex/pms.env
+	exec env "$@"' doctor "$(pms_set 8888888-0008)" "$CPX_SRC/build/clusterplex-shim" \
+	doctor --json >"$O/doc.json" 2>/dev/null || true
+msg() {
+	/usr/bin/python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(next((c["status"] + ": " + c["message"] for c in d["checks"]
+	if c["check"] == "worker.codecs" and c["target"] == "worker " + sys.argv[2]), "absent"))' "$O/doc.json" "$1"
+}
+case $(msg w2) in "pass: codec set 8888888-0008-linux-aarch64-standard is downloaded from CLUSTERPLEX_CODEC_URL"*) ;;
+*) t_fail "doctor on w2: $(msg w2)" ;; esac
+case $(msg w1) in "pass: codec set 8888888-0008-linux-x86_64-standard is fetched from PMS"*) ;;
+*) t_fail "doctor on w1: $(msg w1)" ;; esac
+t_ok "doctor: w2 \"$(msg w2)\""
 
 ! grep -rq "$TOKEN" "$O" "$(cluster_state)/logs" || t_fail "the URL's token was logged"
 t_ok "the token in CLUSTERPLEX_CODEC_URL appears in no log"
