@@ -99,4 +99,5 @@ codecs_shim h1 "$CODEC_ENV" -- env >"$O/out.h1" 2>"$O/err.h1" || t_fail "the job
 grep -qxF "FFMPEG_EXTERNAL_LIBS=/run/clusterplex/codecs/$ARM/" "$O/out.h1" ||
 	t_fail "w2: $(grep FFMPEG "$O/out.h1")"
 drain 1 false
+codecs_no_sanitizer_report "$O"/err.*
 t_ok "w2 holds $ARM (heartbeat): the job runs there with it"

@@ -207,7 +207,7 @@ cluster_pms /bin/bash -c '
 	while IFS= read -r l; do
 		case $l in "" | "#"*) ;; *) export "$l" ;; esac
 	done </etc/clusterplex/pms.env
-	exec env "$@"' doctor "$(pms_set 8888888-0008)" "$CPX_SRC/build/clusterplex-shim" \
+	exec env "$@"' doctor "$(pms_set 8888888-0008)" "$CPX_SRC/$CPX_BUILD/clusterplex-shim" \
 	doctor --json >"$O/doc.json" 2>/dev/null || true
 msg() {
 	/usr/bin/python3 -c 'import json, sys
@@ -221,5 +221,6 @@ case $(msg w1) in "pass: codec set 8888888-0008-linux-x86_64-standard is fetched
 *) t_fail "doctor on w1: $(msg w1)" ;; esac
 t_ok "doctor: w2 \"$(msg w2)\""
 
+codecs_no_sanitizer_report "$O"/err.*
 ! grep -rq "$TOKEN" "$O" "$(cluster_state)/logs" || t_fail "the URL's token was logged"
 t_ok "the token in CLUSTERPLEX_CODEC_URL appears in no log"
