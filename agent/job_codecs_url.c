@@ -232,15 +232,19 @@ file_done(struct codec_dl *dl)
 	}
 }
 
+/*
+ * After each event of curl's: attached, the file is done once curl is
+ * reaped and both pipes are drained; detached, its pipes are closed
+ * already and the watcher closes once curl is reaped (the loop, and the
+ * agent, end only then).
+ */
 static void
 check_done(struct codec_dl *dl)
 {
-	if (!dl->out_eof || !dl->err_eof || !dl->reaped)
-		return;
-	if (dl->j != NULL)
-		file_done(dl);
-	else
+	if (dl->j == NULL)
 		dl_release(dl);
+	else if (dl->out_eof && dl->err_eof && dl->reaped)
+		file_done(dl);
 }
 
 static void

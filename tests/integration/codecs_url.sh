@@ -57,8 +57,16 @@ set_env() { # NAME VALUE: w2's agent.env, read by every job's agent
 	printf '%s=%s\n' "$1" "$2" >>"$W2ENV"
 }
 curls() { codecs_procs 2 "curl -q --silent"; }
+agents() { codecs_procs 2 "clusterplex-agent exec"; }
+# Nothing of a fetch that failed: no set, no temporary folder, no curl, and
+# the job's agent ends (within 2 s).
 no_leftovers() { # VERSION WHAT
-	local set=$1-linux-aarch64-standard
+	local set=$1-linux-aarch64-standard i
+	for i in $(seq 100); do
+		[ -z "$(agents)" ] && break
+		sleep 0.02
+	done
+	[ -z "$(agents)" ] || t_fail "$2: the job's agent did not end"
 	[ ! -e "$CACHE/$set" ] || t_fail "$2: a set was put in place"
 	! ls -d "$CACHE"/.tmp-* >/dev/null 2>&1 || t_fail "$2: a temporary folder is left: $(ls -a "$CACHE")"
 	[ -z "$(curls)" ] || t_fail "$2: curl still runs: $(curls)"
@@ -167,8 +175,9 @@ for i in $(seq 100); do
 	[ -z "$(curls)" ] && ! ls -d "$CACHE"/.tmp-* >/dev/null 2>&1 && break
 	sleep 0.02
 done
+gone=$(t_since "$t0")
 no_leftovers 5555555-0005 "after the SIGKILL"
-t_ok "a shim SIGKILLed mid-download: curl and the temporary folder gone within $(t_since "$t0") s"
+t_ok "a shim SIGKILLed mid-download: curl and the temporary folder gone within $gone s, the agent ended"
 
 # 3. HTTPS, as Plex serves it: a certificate curl does not trust is
 # refused; trusted through CURL_CA_BUNDLE in the worker's environment, the
