@@ -219,7 +219,7 @@ agent_codecs_commit(const struct agent_config *cfg, const char *name,
 	return error;
 }
 
-/* Complete sets in the cache and the worker's own folders; caller frees. */
+/* Sets a job would find in the cache and the worker's own folders; caller frees. */
 char **
 agent_codecs_list(const struct agent_config *cfg, size_t *n)
 {
@@ -236,15 +236,14 @@ agent_codecs_list(const struct agent_config *cfg, size_t *n)
 		if ((d = opendir(dir)) == NULL)
 			continue;
 		while ((de = readdir(d)) != NULL && *n < SETS_MAX) {
-			if (!cpx_set_name_valid(de->d_name))
+			/* Listed when a job would use it (complete, in the cache). */
+			if (!cpx_set_name_valid(de->d_name) ||
+			    agent_codecs_find(cfg, de->d_name, &probe) != 0)
 				continue;
-			probe = cpx_xprintf("%s/%s", dir, de->d_name);
-			if (is_dir(probe)) {
-				v = cpx_xrealloc(v, (*n + 2) * sizeof *v);
-				v[(*n)++] = cpx_xstrdup(de->d_name);
-				v[*n] = NULL;
-			}
 			free(probe);
+			v = cpx_xrealloc(v, (*n + 2) * sizeof *v);
+			v[(*n)++] = cpx_xstrdup(de->d_name);
+			v[*n] = NULL;
 		}
 		closedir(d);
 	}

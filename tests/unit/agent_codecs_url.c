@@ -203,6 +203,17 @@ test_report(void **state)
 	p = cpx_xprintf("%s/.tmp-1-linux-aarch64-9", cache);
 	assert_int_equal(cpx_mkdir_p(p, 0755), 0);
 	free(p);
+	/* A cache folder without its manifest is no set (a job ignores it). */
+	p = cpx_xprintf("%s/7-7-linux-aarch64-standard", cache);
+	assert_int_equal(cpx_mkdir_p(p, 0755), 0);
+	free(p);
+	p = cpx_xprintf("%s/6-6-linux-aarch64-standard", cache);
+	assert_int_equal(cpx_mkdir_p(p, 0755), 0);
+	free(p);
+	p = cpx_xprintf("%s/6-6-linux-aarch64-standard/.clusterplex-set.json",
+	    cache);
+	fclose(fopen(p, "w"));
+	free(p);
 	p = cpx_xprintf("%s/8bf330d-2818-linux-aarch64-standard", own);
 	assert_int_equal(cpx_mkdir_p(p, 0755), 0);
 	free(p);
@@ -224,11 +235,13 @@ test_report(void **state)
 	assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(o,
 	    "sources"), 1)->valuestring, "pms");
 	sets = cJSON_GetObjectItem(o, "sets");
-	assert_int_equal(cJSON_GetArraySize(sets), 2);
-	assert_string_equal(cJSON_GetArrayItem(sets, 0)->valuestring,
-	    "8bf330d-2818-linux-aarch64-standard");
-	assert_string_equal(cJSON_GetArrayItem(sets, 1)->valuestring,
-	    "9-9-linux-aarch64-standard");
+	assert_int_equal(cJSON_GetArraySize(sets), 3);
+	p = cJSON_PrintUnformatted(sets);
+	assert_non_null(strstr(p, "\"6-6-linux-aarch64-standard\""));
+	assert_non_null(strstr(p, "\"8bf330d-2818-linux-aarch64-standard\""));
+	assert_non_null(strstr(p, "\"9-9-linux-aarch64-standard\""));
+	assert_null(strstr(p, "7-7"));
+	cJSON_free(p);
 	cJSON_Delete(o);
 	p = cpx_xprintf("rm -rf '%s'", tmp);
 	assert_int_equal(system(p), 0);
