@@ -234,7 +234,8 @@ no_source(const struct job *j, const struct cpx_codec_set *have,
 
 	if (j->spec.codecs == NULL)
 		return cpx_xprintf("codec set %s is not on this %s worker and "
-		    "the PMS host has no %s either", want, cpu, have->name);
+		    "the PMS host offers no %s (missing there, or an older "
+		    "shim)", want, cpu, have->name);
 	if (have->cpu != NULL && strcmp(have->cpu, cpu) != 0)
 		return cpx_xprintf("codec set %s is not on this %s worker and "
 		    "PMS has only %s: put %s into a folder of "
