@@ -22,6 +22,11 @@ int agent_path_map_parse(const char *spec, struct agent_path_map *m,
 void agent_path_map_free(struct agent_path_map *m);
 char *agent_path_map_apply(const struct agent_path_map *m, const char *path);
 
+/* Where a missing codec set may come from (CLUSTERPLEX_CODEC_SOURCES). */
+#define AGENT_SRC_PMS 0x1	/* PMS's own set, over the job's link */
+#define AGENT_SRC_URL 0x2	/* Plex's files at CLUSTERPLEX_CODEC_URL */
+#define AGENT_SRC_MAX 2
+
 /*
  * Everything the agent reads from its environment, validated once at
  * start-up. `serve` runs with the container's or unit's environment;
@@ -45,8 +50,13 @@ struct agent_config {
 	/* Codec sets and EasyAudioEncoder (docs/workers.md). */
 	char *codec_cache;	/* CLUSTERPLEX_CODEC_CACHE */
 	char *codec_dirs;	/* CLUSTERPLEX_CODEC_DIRS, ':'-separated, may be NULL */
-	unsigned codec_sources;	/* CLUSTERPLEX_CODEC_SOURCES: AGENT_SRC_* */
-	char *codec_url;	/* CLUSTERPLEX_CODEC_URL, a template (codecs download) */
+	unsigned codec_sources;	/* CLUSTERPLEX_CODEC_SOURCES: AGENT_SRC_* bits */
+	unsigned codec_order[AGENT_SRC_MAX];	/* the same, in the order given */
+	size_t ncodec_order;
+	char *codec_url;	/* CLUSTERPLEX_CODEC_URL, a checked template */
+	char *codec_cpu;	/* CLUSTERPLEX_CODEC_CPU, else the machine's */
+	long codec_max_mb;	/* CLUSTERPLEX_CODEC_MAX_MB: bound of one download */
+	char *curl;		/* curl's path, when the url source is on */
 	long codec_timeout_ms;	/* CLUSTERPLEX_CODEC_TIMEOUT_MS */
 	char *eae_path;		/* CLUSTERPLEX_EAE_PATH, may be NULL */
 	char *eae_dir;		/* CLUSTERPLEX_EAE_DIR */
@@ -64,11 +74,10 @@ struct agent_config {
 	char *labels;		/* CLUSTERPLEX_LABELS, e.g. "zone=a,gpu=intel" */
 };
 
-#define AGENT_SRC_PMS 0x1	/* fetch a missing set from PMS over the job's link */
-
 /* config.c */
 
-int agent_parse_sources(const char *s, unsigned *out);
+int agent_parse_sources(const char *s, unsigned *bits, unsigned *order,
+    size_t *n);
 
 int agent_config_load(struct agent_config *cfg, int serve, char **cause);
 void agent_config_free(struct agent_config *cfg);
@@ -108,5 +117,23 @@ int agent_codecs_tmp(const struct agent_config *cfg, const char *name,
 int agent_codecs_commit(const struct agent_config *cfg, const char *name,
     const char *tmp, const char *manifest, char **cause);
 char **agent_codecs_list(const struct agent_config *cfg, size_t *n);
+struct cJSON *agent_codecs_json(const struct agent_config *cfg);
+const char *agent_codec_cpu(const struct agent_config *cfg);
+unsigned agent_codec_source(const struct agent_config *cfg, int offered,
+    int same, int has_cpu);
+
+/* codec_cache_url.c: downloads of a set from CLUSTERPLEX_CODEC_URL. */
+struct cpx_codec_set;
+
+int agent_codec_url_check(const char *tmpl, char **cause);
+char *agent_codec_url(const char *tmpl, const char *version, const char *arch,
+    const char *file);
+char *agent_codec_url_shown(const char *url);
+char *agent_codec_arch(const struct cpx_codec_set *s);
+int agent_codec_is_lib(const char *path);
+char *agent_curl_find(void);
+char **agent_curl_argv(const char *curl, const char *url, uint64_t max_bytes,
+    uint64_t timeout_ms);
+char **agent_curl_env(char *const *environ_);
 
 #endif /* AGENT_H */

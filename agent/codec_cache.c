@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "agent.h"
 #include "cpx-protocol.h"
 
@@ -32,6 +34,7 @@
  */
 
 #define MANIFEST ".clusterplex-set.json"
+#define SETS_MAX 64		/* what a registration reports (and a dispatcher takes) */
 
 static int
 is_dir(const char *path)
@@ -216,12 +219,13 @@ agent_codecs_commit(const struct agent_config *cfg, const char *name,
 	return error;
 }
 
-/* Complete sets in the cache and the worker's own folders; caller frees. */
+/* Sets a job would find in the cache and the worker's own folders; caller frees. */
 char **
 agent_codecs_list(const struct agent_config *cfg, size_t *n)
 {
-	char **v = NULL, *all = cpx_xprintf("%s:%s", cfg->codec_cache,
-	    cfg->codec_dirs != NULL ? cfg->codec_dirs : ""), *dir, *save = NULL;
+	char **v = NULL, *all = cpx_xprintf("%s:%s", cfg->codec_cache != NULL ?
+	    cfg->codec_cache : "", cfg->codec_dirs != NULL ? cfg->codec_dirs : ""),
+	    *dir, *save = NULL;
 	char *probe;
 	struct dirent *de;
 	DIR *d;
@@ -231,19 +235,89 @@ agent_codecs_list(const struct agent_config *cfg, size_t *n)
 	    dir = strtok_r(NULL, ":", &save)) {
 		if ((d = opendir(dir)) == NULL)
 			continue;
-		while ((de = readdir(d)) != NULL && *n < 256) {
-			if (!cpx_set_name_valid(de->d_name))
+		while ((de = readdir(d)) != NULL && *n < SETS_MAX) {
+			/* Listed when a job would use it (complete, in the cache). */
+			if (!cpx_set_name_valid(de->d_name) ||
+			    agent_codecs_find(cfg, de->d_name, &probe) != 0)
 				continue;
-			probe = cpx_xprintf("%s/%s", dir, de->d_name);
-			if (is_dir(probe)) {
-				v = cpx_xrealloc(v, (*n + 2) * sizeof *v);
-				v[(*n)++] = cpx_xstrdup(de->d_name);
-				v[*n] = NULL;
-			}
 			free(probe);
+			v = cpx_xrealloc(v, (*n + 2) * sizeof *v);
+			v[(*n)++] = cpx_xstrdup(de->d_name);
+			v[*n] = NULL;
 		}
 		closedir(d);
 	}
 	free(all);
 	return v;
+}
+
+/*
+ * The first of CLUSTERPLEX_CODEC_SOURCES that can give a missing set, or
+ * 0: pms when PMS's set is for this CPU (`same`); url when the set names
+ * a CPU (the URL needs {arch}). Both need PMS's set offered (`offered`):
+ * pms for its files, url for their names.
+ */
+unsigned
+agent_codec_source(const struct agent_config *cfg, int offered, int same,
+    int has_cpu)
+{
+	size_t i;
+
+	for (i = 0; offered && i < cfg->ncodec_order; i++) {
+		if (cfg->codec_order[i] == AGENT_SRC_PMS && same)
+			return AGENT_SRC_PMS;
+		if (cfg->codec_order[i] == AGENT_SRC_URL && has_cpu)
+			return AGENT_SRC_URL;
+	}
+	return 0;
+}
+
+/* The CPU in this worker's set names; a configuration built by hand may lack it. */
+const char *
+agent_codec_cpu(const struct agent_config *cfg)
+{
+	return cfg->codec_cpu != NULL ? cfg->codec_cpu : cpx_codec_cpu();
+}
+
+static int
+listed_before(char **v, size_t i)
+{
+	size_t k;
+
+	for (k = 0; k < i; k++) {
+		if (strcmp(v[k], v[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * What placement needs to know of this worker's codecs (registration and
+ * heartbeat): {"cpu", "sources": ["pms", "url"], "sets": [...]}, the
+ * sets being those it holds in its folders and cache.
+ */
+cJSON *
+agent_codecs_json(const struct agent_config *cfg)
+{
+	cJSON *o = cJSON_CreateObject(), *src = cJSON_CreateArray();
+	cJSON *sets = cJSON_CreateArray();
+	char **v;
+	size_t i, n;
+
+	cJSON_AddStringToObject(o, "cpu", agent_codec_cpu(cfg));
+	for (i = 0; i < cfg->ncodec_order; i++)
+		cJSON_AddItemToArray(src, cJSON_CreateString(
+		    cfg->codec_order[i] == AGENT_SRC_PMS ? "pms" : "url"));
+	cJSON_AddItemToObject(o, "sources", src);
+	v = agent_codecs_list(cfg, &n);
+	for (i = 0; i < n; i++) {
+		/* A set in two folders is reported once. */
+		if (!listed_before(v, i))
+			cJSON_AddItemToArray(sets, cJSON_CreateString(v[i]));
+	}
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	cJSON_AddItemToObject(o, "sets", sets);
+	return o;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cpx-protocol.h"
 
 #define ENV_FILE_MAX (64 * 1024)
 
@@ -63,66 +64,138 @@ load_path_map(struct agent_config *cfg, char **cause)
 	return error;
 }
 
-/* "pms" or "none"; case and blanks ignored. */
+/*
+ * CLUSTERPLEX_CODEC_SOURCES: "pms", "url", "pms,url", ... in the order a
+ * job tries them, or "none"; case and blanks ignored. *bits gets the
+ * AGENT_SRC_* flags, order[] (room for AGENT_SRC_MAX, may be NULL) the
+ * sources as given. A repeated source or "none" with another is refused.
+ */
 int
-agent_parse_sources(const char *s, unsigned *out)
+agent_parse_sources(const char *s, unsigned *bits, unsigned *order, size_t *n)
 {
 	static const struct { const char *name; unsigned bits; } srcs[] = {
-		{ "pms", AGENT_SRC_PMS }, { "none", 0 },
+		{ "pms", AGENT_SRC_PMS }, { "url", AGENT_SRC_URL }, { "none", 0 },
 	};
-	size_t i, n;
+	size_t i, len, k = 0;
+	int none = 0;
 
-	*out = 0;
+	*bits = 0;
 	while (*s != '\0') {
 		s += strspn(s, " ,");
-		n = strcspn(s, " ,");
-		if (n == 0)
+		len = strcspn(s, " ,");
+		if (len == 0)
 			break;
 		for (i = 0; i < CPX_ARRAY_SIZE(srcs); i++) {
-			if (strlen(srcs[i].name) == n &&
-			    strncasecmp(s, srcs[i].name, n) == 0)
+			if (strlen(srcs[i].name) == len &&
+			    strncasecmp(s, srcs[i].name, len) == 0)
 				break;
 		}
-		if (i == CPX_ARRAY_SIZE(srcs))
+		if (i == CPX_ARRAY_SIZE(srcs) || (*bits & srcs[i].bits) ||
+		    (none && srcs[i].bits == 0))
 			return -EINVAL;
-		*out |= srcs[i].bits;
-		s += n;
+		none |= srcs[i].bits == 0;
+		*bits |= srcs[i].bits;
+		if (srcs[i].bits != 0 && order != NULL)
+			order[k] = srcs[i].bits;
+		k += srcs[i].bits != 0;
+		s += len;
+	}
+	if (none && *bits != 0)
+		return -EINVAL;
+	if (n != NULL)
+		*n = k;
+	return 0;
+}
+
+/* Plex's CPU names: x86_64, aarch64, armv7neon. No '-': it ends the CPU in a set name. */
+static int
+valid_cpu(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 32)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return 0;
+	}
+	return 1;
+}
+
+/* The url source: a template that expands to http(s) URLs, and curl to fetch them. */
+static int
+load_url(struct agent_config *cfg, char **cause)
+{
+	char *sub = NULL;
+
+	cpx_env_str("CLUSTERPLEX_CODEC_URL", "https://downloads.plex.tv/codecs/"
+	    "{version}/{arch}/{file}", &cfg->codec_url);
+	if (agent_codec_url_check(cfg->codec_url, &sub) != 0) {
+		cpx_set_cause(cause, "CLUSTERPLEX_CODEC_URL: %s", sub);
+		free(sub);
+		return -EINVAL;
+	}
+	if ((cfg->codec_sources & AGENT_SRC_URL) &&
+	    (cfg->curl = agent_curl_find()) == NULL) {
+		cpx_set_cause(cause, "CLUSTERPLEX_CODEC_SOURCES has url, which "
+		    "downloads with curl, and curl is not installed (not in PATH "
+		    "nor /usr/bin)");
+		return -EINVAL;
 	}
 	return 0;
 }
 
 static int
+load_sources(struct agent_config *cfg, char **cause)
+{
+	char *v = NULL;
+	int error = 0;
+
+	cpx_env_str("CLUSTERPLEX_CODEC_SOURCES", "pms", &v);
+	if (agent_parse_sources(v, &cfg->codec_sources, cfg->codec_order,
+	    &cfg->ncodec_order) != 0) {
+		cpx_set_cause(cause, "CLUSTERPLEX_CODEC_SOURCES=\"%s\" is not "
+		    "none or a list of pms and url (e.g. pms,url)", v);
+		error = -EINVAL;
+	}
+	free(v);
+	cfg->codec_cpu = cpx_xstrdup(cpx_codec_cpu());
+	if (error == 0 && !valid_cpu(cfg->codec_cpu)) {
+		cpx_set_cause(cause, "CLUSTERPLEX_CODEC_CPU=\"%s\" is not a CPU "
+		    "name as in Plex's codec sets (x86_64, aarch64, armv7neon)",
+		    cfg->codec_cpu);
+		error = -EINVAL;
+	}
+	return error != 0 ? error : load_url(cfg, cause);
+}
+
+static int
 load_codecs(struct agent_config *cfg, char **cause)
 {
-	char *v = NULL, *def = cpx_xprintf("%s/eae", cfg->run_dir);
-	int error = 0;
+	char *def = cpx_xprintf("%s/eae", cfg->run_dir);
 
 	cpx_env_str("CLUSTERPLEX_CODEC_CACHE", "/var/cache/clusterplex/codecs",
 	    &cfg->codec_cache);
 	cfg->codec_dirs = cpx_env_value("CLUSTERPLEX_CODEC_DIRS");
-	cpx_env_str("CLUSTERPLEX_CODEC_URL", "https://downloads.plex.tv/codecs/"
-	    "{version}/{arch}/{file}", &cfg->codec_url);
 	cfg->eae_path = cpx_env_value("CLUSTERPLEX_EAE_PATH");
 	cpx_env_str("CLUSTERPLEX_EAE_DIR", def, &cfg->eae_dir);
 	free(def);
-	cpx_env_str("CLUSTERPLEX_CODEC_SOURCES", "pms", &v);
-	if (agent_parse_sources(v, &cfg->codec_sources) != 0) {
-		cpx_set_cause(cause, "CLUSTERPLEX_CODEC_SOURCES=\"%s\" is not pms "
-		    "or none", v);
-		error = -EINVAL;
-	} else if (cfg->codec_cache[0] != '/' || cfg->eae_dir[0] != '/' ||
+	if (load_sources(cfg, cause) != 0)
+		return -EINVAL;
+	if (cfg->codec_cache[0] != '/' || cfg->eae_dir[0] != '/' ||
 	    (cfg->eae_path != NULL && cfg->eae_path[0] != '/')) {
 		cpx_set_cause(cause, "CLUSTERPLEX_CODEC_CACHE, CLUSTERPLEX_EAE_DIR "
 		    "and CLUSTERPLEX_EAE_PATH must be absolute paths");
-		error = -EINVAL;
-	} else if (cpx_env_long("CLUSTERPLEX_CODEC_TIMEOUT_MS", 300000, 1000,
-	    3600000, &cfg->codec_timeout_ms, cause) != 0 ||
-	    cpx_env_long("CLUSTERPLEX_EAE_IDLE_MS", 60000, 100, 86400000,
-	    &cfg->eae_idle_ms, cause) != 0) {
-		error = -EINVAL;
+		return -EINVAL;
 	}
-	free(v);
-	return error;
+	if (cpx_env_long("CLUSTERPLEX_CODEC_TIMEOUT_MS", 300000, 1000,
+	    3600000, &cfg->codec_timeout_ms, cause) != 0 ||
+	    cpx_env_long("CLUSTERPLEX_CODEC_MAX_MB", 1024, 1, 2048,
+	    &cfg->codec_max_mb, cause) != 0 ||
+	    cpx_env_long("CLUSTERPLEX_EAE_IDLE_MS", 60000, 100, 86400000,
+	    &cfg->eae_idle_ms, cause) != 0)
+		return -EINVAL;
+	return 0;
 }
 
 static int
@@ -209,6 +282,8 @@ agent_config_free(struct agent_config *cfg)
 	free(cfg->codec_cache);
 	free(cfg->codec_dirs);
 	free(cfg->codec_url);
+	free(cfg->codec_cpu);
+	free(cfg->curl);
 	free(cfg->eae_path);
 	free(cfg->eae_dir);
 	free(cfg->orchestrator_url);

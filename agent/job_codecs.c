@@ -1,4 +1,4 @@
-/* job_codecs.c — the job's codec set on this worker: found, or fetched from PMS once. */
+/* job_codecs.c — the job's codec set on this worker: found, or fetched once (from PMS, or downloaded). */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,42 +8,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cJSON.h>
-
-#include "job.h"
+#include "job_codecs.h"
 
 #define LOCK_POLL_MS 50
 
 /*
  * PMS names the codec folder its transcoder uses in the job's
  * FFMPEG_EXTERNAL_LIBS; the set is that folder's base name. A worker of
- * the same CPU uses the same set, found in its own folders or its cache,
- * or fetched from the PMS host over this job's link (the shim reads
- * PMS's folder) when it has none; a worker of another CPU needs the same
- * version for its own CPU, from its own folders (which
- * `clusterplex-agent codecs download` can fill from Plex). Concurrent jobs needing one set fetch it once: the
- * first takes the set's lock in the cache (codec_cache.c), the others
- * poll the lock and then find the set.
+ * the same CPU uses the same set, found in its own folders or its cache;
+ * missing, it gets the set from the first of its CLUSTERPLEX_CODEC_SOURCES
+ * that applies: `pms` (the same CPU only: the shim sends PMS's folder over
+ * this job's link) or `url` (Plex's files for this worker's CPU, named by
+ * PMS's set: job_codecs_url.c). Concurrent jobs needing one set fetch it
+ * once: the first takes the set's lock in the cache (codec_cache.c), the
+ * others poll the lock and then find the set.
  */
-struct job_codecs {
-	char *want;		/* the set this worker needs */
-	char *tmp;		/* fetch folder, while receiving */
-	int tmpfd;
-	int lockfd;
-	int waiting;		/* waited for another job's fetch */
-	int receiving;
-	uint64_t deadline;
-	uint64_t t0;
-	uint32_t next;		/* next entry index */
-	int fd;			/* the file being received, or -1 */
-	char *path;		/* its path in the set */
-	uint64_t left;		/* its bytes still to come */
-	uint64_t size;
-	uint32_t mode;
-	struct cpx_sha256_ctx sha;
-	uint64_t files, bytes;
-	cJSON *entries;
-};
 
 static void try_lock(struct job *j);
 
@@ -101,8 +80,11 @@ job_set(const struct job *j)
 static void
 codecs_free(struct job_codecs *c)
 {
+	size_t i;
+
 	if (c == NULL)
 		return;
+	job_codecs_url_stop(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->tmpfd >= 0)
@@ -111,6 +93,13 @@ codecs_free(struct job_codecs *c)
 		agent_codecs_remove(c->tmp);
 	agent_codecs_unlock(c->lockfd);
 	cJSON_Delete(c->entries);
+	for (i = 0; i < c->nlibs; i++)
+		free(c->libs[i]);
+	free(c->libs);
+	free(c->modes);
+	free(c->offer);
+	free(c->version);
+	free(c->arch);
 	free(c->tmp);
 	free(c->path);
 	free(c->want);
@@ -134,11 +123,18 @@ use_set(struct job *j, const char *dir)
 	free(v);
 }
 
-static void
-fetch_failed(struct job *j, const char *why)
+static const char *
+source_name(unsigned source)
 {
-	char *msg = cpx_xprintf("codec set %s from PMS: %s", j->codecs->want,
-	    why);
+	return source == AGENT_SRC_URL ? "CLUSTERPLEX_CODEC_URL" : "PMS";
+}
+
+/* The fetch failed: nothing of it stays, and the job is refused with one line. */
+void
+job_codecs_failed(struct job *j, const char *why)
+{
+	char *msg = cpx_xprintf("codec set %s from %s: %s", j->codecs->want,
+	    source_name(j->codecs->source), why);
 
 	uv_timer_stop(&j->prep_timer);
 	job_codecs_free(j);
@@ -150,13 +146,21 @@ static void
 on_prep_timer(uv_timer_t *t)
 {
 	struct job *j = t->data;
+	const char *url;
+	char *why;
 
 	if (j->codecs == NULL)
 		return;
-	if (j->codecs->receiving)
-		fetch_failed(j, "timed out (CLUSTERPLEX_CODEC_TIMEOUT_MS)");
-	else
+	if (!j->codecs->receiving) {
 		try_lock(j);
+		return;
+	}
+	/* A download names the URL it was waiting for. */
+	url = job_codecs_url_current(j->codecs);
+	why = cpx_xprintf("%s%stimed out (CLUSTERPLEX_CODEC_TIMEOUT_MS)",
+	    url != NULL ? url : "", url != NULL ? ": " : "");
+	job_codecs_failed(j, why);
+	free(why);
 }
 
 static void
@@ -166,20 +170,24 @@ start_fetch(struct job *j)
 	char *cause = NULL, *want;
 
 	if (agent_codecs_tmp(j->cfg, c->want, &c->tmp, &c->tmpfd, &cause) != 0) {
-		fetch_failed(j, cause);
+		job_codecs_failed(j, cause);
 		free(cause);
 		return;
 	}
 	c->receiving = 1;
 	c->t0 = cpx_now_ms();
 	c->entries = cJSON_CreateArray();
+	uv_timer_start(&j->prep_timer, on_prep_timer, c->deadline -
+	    cpx_now_ms(), 0);
+	if (c->source == AGENT_SRC_URL) {
+		job_codecs_url_begin(j);
+		return;
+	}
 	want = cpx_set_want_encode(c->want, 1);
 	cpx_info("job %s: fetching codec set %s from PMS", j->spec.id, c->want);
 	if (j->link != NULL)
 		cpx_link_send(j->link, CPX_MSG_SET_WANT, 0, want, strlen(want));
 	free(want);
-	uv_timer_start(&j->prep_timer, on_prep_timer, c->deadline -
-	    cpx_now_ms(), 0);
 }
 
 /* Takes the set's lock, or polls it while another job fetches the set. */
@@ -192,8 +200,8 @@ try_lock(struct job *j)
 
 	if (error == -EWOULDBLOCK) {
 		if (cpx_now_ms() >= c->deadline) {
-			fetch_failed(j, "another job's fetch did not finish in "
-			    "time");
+			job_codecs_failed(j, "another job's fetch did not finish "
+			    "in time");
 		} else {
 			if (!c->waiting)
 				cpx_info("job %s: waiting for another job's "
@@ -203,7 +211,7 @@ try_lock(struct job *j)
 			    LOCK_POLL_MS, 0);
 		}
 	} else if (error != 0) {
-		fetch_failed(j, cause);
+		job_codecs_failed(j, cause);
 	} else if (agent_codecs_find(j->cfg, c->want, &dir) == 0) {
 		/* Fetched by the job we waited for. */
 		cpx_info("job %s: codec set %s is here now", j->spec.id, c->want);
@@ -222,18 +230,41 @@ static char *
 no_source(const struct job *j, const struct cpx_codec_set *have,
     const char *want)
 {
-	const char *cpu = cpx_codec_cpu();
+	const char *cpu = agent_codec_cpu(j->cfg);
 
+	if (j->spec.codecs == NULL)
+		return cpx_xprintf("codec set %s is not on this %s worker and "
+		    "the PMS host offers no %s (missing there, or an older "
+		    "shim)", want, cpu, have->name);
 	if (have->cpu != NULL && strcmp(have->cpu, cpu) != 0)
 		return cpx_xprintf("codec set %s is not on this %s worker and "
 		    "PMS has only %s: put %s into a folder of "
-		    "CLUSTERPLEX_CODEC_DIRS (clusterplex-agent codecs download "
-		    "fetches it from Plex)", want, cpu, have->name, want);
-	if (!(j->cfg->codec_sources & AGENT_SRC_PMS))
-		return cpx_xprintf("codec set %s is not on this worker and "
-		    "CLUSTERPLEX_CODEC_SOURCES does not allow pms", want);
-	return cpx_xprintf("codec set %s is not on this worker and the PMS "
-	    "host's ClusterPlex does not offer it (older version?)", want);
+		    "CLUSTERPLEX_CODEC_DIRS, or add url to "
+		    "CLUSTERPLEX_CODEC_SOURCES to download it from Plex", want,
+		    cpu, have->name, want);
+	return cpx_xprintf("codec set %s is not on this worker and "
+	    "CLUSTERPLEX_CODEC_SOURCES allows neither pms nor url", want);
+}
+
+static void
+begin(struct job *j, const char *want, unsigned source,
+    const struct cpx_codec_set *have)
+{
+	struct job_codecs *c = cpx_xcalloc(1, sizeof *c);
+	struct cpx_codec_set mine;
+
+	j->codecs = c;
+	c->want = cpx_xstrdup(want);
+	c->source = source;
+	c->fd = c->tmpfd = c->lockfd = -1;
+	c->deadline = cpx_now_ms() + (uint64_t)j->cfg->codec_timeout_ms;
+	if (source == AGENT_SRC_URL && cpx_codec_set_parse(want, &mine) == 0) {
+		c->offer = cpx_xstrdup(have->name);
+		c->version = cpx_xstrdup(mine.version);
+		c->arch = agent_codec_arch(&mine);
+		cpx_codec_set_free(&mine);
+	}
+	try_lock(j);
 }
 
 /*
@@ -247,17 +278,18 @@ job_codecs_start(struct job *j, char **why)
 {
 	struct cpx_codec_set have;
 	char *name = job_set(j), *dir = NULL, *want;
-	int same, fetch, rc = 0;
+	const char *cpu = agent_codec_cpu(j->cfg);
+	unsigned source;
+	int same, rc = 0;
 
 	if (name == NULL || cpx_codec_set_parse(name, &have) != 0) {
 		free(name);
 		return 0;
 	}
-	same = have.cpu == NULL || strcmp(have.cpu, cpx_codec_cpu()) == 0;
-	want = same ? cpx_xstrdup(name) : cpx_codec_set_for_cpu(&have,
-	    cpx_codec_cpu());
-	fetch = same && j->spec.codecs != NULL &&
-	    (j->cfg->codec_sources & AGENT_SRC_PMS);
+	same = have.cpu == NULL || strcmp(have.cpu, cpu) == 0;
+	want = same ? cpx_xstrdup(name) : cpx_codec_set_for_cpu(&have, cpu);
+	source = agent_codec_source(j->cfg, j->spec.codecs != NULL, same,
+	    have.cpu != NULL);
 	if (agent_codecs_find(j->cfg, want, &dir) == 0) {
 		cpx_debug("job %s: codec set %s at %s", j->spec.id, want, dir);
 		use_set(j, dir);
@@ -268,13 +300,8 @@ job_codecs_start(struct job *j, char **why)
 		 */
 		cpx_info("job %s: codec set %s is on neither host; running "
 		    "without it, as PMS would", j->spec.id, want);
-	} else if (fetch) {
-		j->codecs = cpx_xcalloc(1, sizeof *j->codecs);
-		j->codecs->want = cpx_xstrdup(want);
-		j->codecs->fd = j->codecs->tmpfd = j->codecs->lockfd = -1;
-		j->codecs->deadline = cpx_now_ms() +
-		    (uint64_t)j->cfg->codec_timeout_ms;
-		try_lock(j);
+	} else if (source != 0) {
+		begin(j, want, source, &have);
 		rc = 1;
 	} else {
 		*why = no_source(j, &have, want);
@@ -306,6 +333,8 @@ on_entry(struct job *j, const struct cpx_frame *f, char **why)
 		return -EFBIG;
 	}
 	c->files++;
+	if (c->source == AGENT_SRC_URL)
+		return job_codecs_url_entry(j, &e, why);
 	if (e.type == CPX_SET_DIR) {
 		if (mkdirat(c->tmpfd, e.path, 0755) != 0 && errno != EEXIST) {
 			*why = cpx_xprintf("%s: %s", e.path, strerror(errno));
@@ -353,8 +382,6 @@ on_sum(struct job *j, const struct cpx_frame *f, char **why)
 {
 	struct job_codecs *c = j->codecs;
 	uint8_t d[32];
-	char hex[65];
-	cJSON *e;
 
 	if (c->fd < 0 || f->id + 1 != c->next || f->len != 32 || c->left != 0) {
 		*why = cpx_xstrdup("SET_SUM out of place or file incomplete");
@@ -371,15 +398,25 @@ on_sum(struct job *j, const struct cpx_frame *f, char **why)
 		return -errno;
 	}
 	c->fd = -1;
-	cpx_sha256_hex(d, hex);
-	e = cJSON_CreateObject();
-	cJSON_AddStringToObject(e, "path", c->path);
-	cJSON_AddNumberToObject(e, "size", (double)c->size);
-	cJSON_AddStringToObject(e, "sha256", hex);
-	cJSON_AddItemToArray(c->entries, e);
+	job_codecs_add_entry(c, c->path, c->size, d);
 	free(c->path);
 	c->path = NULL;
 	return 0;
+}
+
+/* A file of the set is complete: the manifest lists it. */
+void
+job_codecs_add_entry(struct job_codecs *c, const char *path, uint64_t size,
+    const uint8_t sha[32])
+{
+	cJSON *e = cJSON_CreateObject();
+	char hex[65];
+
+	cpx_sha256_hex(sha, hex);
+	cJSON_AddStringToObject(e, "path", path);
+	cJSON_AddNumberToObject(e, "size", (double)size);
+	cJSON_AddStringToObject(e, "sha256", hex);
+	cJSON_AddItemToArray(c->entries, e);
 }
 
 static char *
@@ -387,10 +424,17 @@ manifest(struct job *j)
 {
 	struct job_codecs *c = j->codecs;
 	cJSON *m = cJSON_CreateObject();
-	char *s, *out;
+	char *s, *out, *url;
 
 	cJSON_AddStringToObject(m, "name", c->want);
-	cJSON_AddStringToObject(m, "from", "pms");
+	cJSON_AddStringToObject(m, "from", c->source == AGENT_SRC_URL ? "url" :
+	    "pms");
+	if (c->source == AGENT_SRC_URL) {
+		url = agent_codec_url_shown(j->cfg->codec_url);
+		cJSON_AddStringToObject(m, "url", url);
+		cJSON_AddStringToObject(m, "names_from", c->offer);
+		free(url);
+	}
 	cJSON_AddStringToObject(m, "job", j->spec.id);
 	cJSON_AddNumberToObject(m, "fetched", (double)time(NULL));
 	cJSON_AddNumberToObject(m, "files", (double)c->files);
@@ -406,6 +450,37 @@ manifest(struct job *j)
 	return out;
 }
 
+/*
+ * Every file arrived and was checked: the manifest goes in, the folder is
+ * renamed into place whole, and the job uses it.
+ */
+void
+job_codecs_done(struct job *j)
+{
+	struct job_codecs *c = j->codecs;
+	char *m = manifest(j), *dir, *cause = NULL;
+	int error = agent_codecs_commit(j->cfg, c->want, c->tmp, m, &cause);
+
+	free(m);
+	if (error != 0) {
+		job_codecs_failed(j, cause);
+		free(cause);
+		return;
+	}
+	free(c->tmp);
+	c->tmp = NULL;
+	cpx_info("job %s: codec set %s fetched from %s: %llu files, %llu "
+	    "bytes in %llu ms", j->spec.id, c->want, source_name(c->source),
+	    (unsigned long long)c->files, (unsigned long long)c->bytes,
+	    (unsigned long long)(cpx_now_ms() - c->t0));
+	dir = cpx_xprintf("%s/%s", j->cfg->codec_cache, c->want);
+	use_set(j, dir);
+	free(dir);
+	uv_timer_stop(&j->prep_timer);
+	job_codecs_free(j);
+	job_prepared(j, NULL);
+}
+
 static int
 on_end(struct job *j, const struct cpx_frame *f, char **why)
 {
@@ -413,7 +488,6 @@ on_end(struct job *j, const struct cpx_frame *f, char **why)
 	cJSON *obj = cJSON_ParseWithLength((const char *)f->payload, f->len);
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(obj, "error");
 	const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, "files");
-	char *m, *dir, *cause = NULL;
 	int error = -EPROTO;
 
 	if (cJSON_IsString(err))
@@ -426,25 +500,9 @@ on_end(struct job *j, const struct cpx_frame *f, char **why)
 	cJSON_Delete(obj);
 	if (error != 0)
 		return error;
-	m = manifest(j);
-	error = agent_codecs_commit(j->cfg, c->want, c->tmp, m, &cause);
-	free(m);
-	if (error != 0) {
-		*why = cause;
-		return error;
-	}
-	free(c->tmp);
-	c->tmp = NULL;
-	cpx_info("job %s: codec set %s fetched from PMS: %llu files, %llu "
-	    "bytes in %llu ms", j->spec.id, c->want,
-	    (unsigned long long)c->files, (unsigned long long)c->bytes,
-	    (unsigned long long)(cpx_now_ms() - c->t0));
-	dir = cpx_xprintf("%s/%s", j->cfg->codec_cache, c->want);
-	use_set(j, dir);
-	free(dir);
-	uv_timer_stop(&j->prep_timer);
-	job_codecs_free(j);
-	job_prepared(j, NULL);
+	if (c->source == AGENT_SRC_URL)
+		return job_codecs_url_listed(j, why);
+	job_codecs_done(j);
 	return 0;
 }
 
@@ -475,6 +533,6 @@ job_codecs_frame(struct job *j, const struct cpx_frame *f)
 		break;
 	}
 	if (error != 0)
-		fetch_failed(j, why != NULL ? why : strerror(-error));
+		job_codecs_failed(j, why != NULL ? why : strerror(-error));
 	free(why);
 }

@@ -117,14 +117,15 @@ cache_writable(const struct agent_config *cfg, char **why)
 	return error;
 }
 
-/* cached | own | fetchable | missing, for the set PMS uses now. */
+/* cached | own | fetchable (with its source) | missing, for the set PMS uses now. */
 static cJSON *
 check_codecs(const struct agent_config *cfg, const char *name)
 {
 	struct cpx_codec_set have;
 	cJSON *o = cJSON_CreateObject();
 	char *want = NULL, *dir = NULL, *why = NULL;
-	const char *cpu = cpx_codec_cpu(), *state = "missing";
+	const char *cpu = agent_codec_cpu(cfg), *state = "missing";
+	unsigned source;
 	int same;
 
 	cJSON_AddStringToObject(o, "cpu", cpu);
@@ -137,13 +138,19 @@ check_codecs(const struct agent_config *cfg, const char *name)
 	if (agent_codecs_find(cfg, want, &dir) == 0)
 		state = cpx_path_under(dir, cfg->codec_cache, NULL) ? "cached" :
 		    "own";
-	else if (same && (cfg->codec_sources & AGENT_SRC_PMS))
+	else if ((source = agent_codec_source(cfg, 1, same,
+	    have.cpu != NULL)) != 0) {
 		state = cache_writable(cfg, &why) == 0 ? "fetchable" : "missing";
+		cJSON_AddStringToObject(o, "source", source == AGENT_SRC_URL ?
+		    "url" : "pms");
+	}
 	else if (same)
-		why = cpx_xstrdup("CLUSTERPLEX_CODEC_SOURCES does not allow pms");
+		why = cpx_xstrdup("CLUSTERPLEX_CODEC_SOURCES allows neither pms "
+		    "nor url");
 	else
 		why = cpx_xprintf("PMS's set is for %s; this %s worker needs %s "
-		    "in a folder of CLUSTERPLEX_CODEC_DIRS", have.cpu, cpu, want);
+		    "in a folder of CLUSTERPLEX_CODEC_DIRS, or url in "
+		    "CLUSTERPLEX_CODEC_SOURCES", have.cpu, cpu, want);
 	cJSON_AddStringToObject(o, "want", want);
 	cJSON_AddStringToObject(o, "state", state);
 	if (dir != NULL)

@@ -59,8 +59,8 @@ int agent_ssh_endpoint(const struct agent_config *cfg, const char *local_addr,
 char *agent_reg_body(const struct agent_config *cfg,
     const struct agent_facts *f, double cpu, int drain,
     const struct agent_job *jobs, size_t njobs);
-char *agent_beat_body(double cpu, double load1, const struct agent_job *jobs,
-    size_t njobs);
+char *agent_beat_body(const struct agent_config *cfg, double cpu,
+    double load1, const struct agent_job *jobs, size_t njobs);
 int agent_parse_drain(const char *body, int *drain);
 char *agent_parse_error(const char *body);
 

@@ -88,8 +88,8 @@ build_body(struct agent_call *call)
 		body = agent_reg_body(sv->cfg, &sv->facts, measure_cpu(sv),
 		    call->drain, jobs, njobs);
 	else
-		body = agent_beat_body(measure_cpu(sv), agent_load1(), jobs,
-		    njobs);
+		body = agent_beat_body(sv->cfg, measure_cpu(sv), agent_load1(),
+		    jobs, njobs);
 	agent_jobs_free(jobs, njobs);
 	return body;
 }

@@ -136,19 +136,22 @@ agent_reg_body(const struct agent_config *cfg, const struct agent_facts *f,
 	cJSON_AddNumberToObject(root, "interval_ms", (double)cfg->heartbeat_ms);
 	cJSON_AddBoolToObject(root, "drain", drain);
 	cJSON_AddItemToObject(root, "jobs", jobs_json(jobs, njobs));
+	cJSON_AddItemToObject(root, "codecs", agent_codecs_json(cfg));
 	return print_free(root);
 }
 
 /* Heartbeat body; caller frees. */
 char *
-agent_beat_body(double cpu, double load1, const struct agent_job *jobs,
-    size_t njobs)
+agent_beat_body(const struct agent_config *cfg, double cpu, double load1,
+    const struct agent_job *jobs, size_t njobs)
 {
 	cJSON *root = cJSON_CreateObject();
 
 	cJSON_AddNumberToObject(root, "cpu", cpu);
 	cJSON_AddNumberToObject(root, "load1", load1);
 	cJSON_AddItemToObject(root, "jobs", jobs_json(jobs, njobs));
+	/* The sets held change as jobs fetch them. */
+	cJSON_AddItemToObject(root, "codecs", agent_codecs_json(cfg));
 	return print_free(root);
 }
 

@@ -161,7 +161,8 @@ int cpx_error_parse(const uint8_t *p, size_t n, char **code, char **message);
  * PROBE_REPLY: {"agent", "worker", "original_command" (SSH_ORIGINAL_COMMAND,
  * present only under a forced command), "transcoder": {"path","ok",
  * "version"|"error"}, "codecs": {"cpu","state" (none|cached|own|fetchable|
- * missing),"want","dir","error"}, "transcode_dir": {"path","ok","error"},
+ * missing),"want","dir","source" (pms|url, when fetchable),"error"},
+ * "transcode_dir": {"path","ok","error"},
  * "media": [{"path","mapped","ok","error"}], "time_ms" (wall clock)}.
  */
 

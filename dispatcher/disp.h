@@ -84,6 +84,18 @@ void disp_map_del(struct disp_map *m, struct disp_hnode *n);
 #define DISP_LABELS_MAX 32
 #define DISP_REPORT_JOBS_MAX 1024
 
+/* A worker's codecs (codecs.c): its CPU, its sources, the sets it holds. */
+#define DISP_SRC_PMS 0x1
+#define DISP_SRC_URL 0x2
+
+struct disp_codecs {
+	int known;		/* reported; else the worker is not filtered */
+	char *cpu;
+	unsigned sources;	/* DISP_SRC_* */
+	char **sets;
+	size_t nsets;
+};
+
 struct disp_job_report {
 	char *id;
 	char *session;		/* may be NULL */
@@ -105,6 +117,7 @@ struct disp_reg {
 	double cpu;
 	struct disp_job_report *jobs;
 	size_t njobs;
+	struct disp_codecs codecs;
 };
 
 struct disp_beat {
@@ -112,6 +125,7 @@ struct disp_beat {
 	double load1;
 	struct disp_job_report *jobs;
 	size_t njobs;
+	struct disp_codecs codecs;	/* known: the sets held now */
 };
 
 struct disp_place_req {
@@ -121,6 +135,8 @@ struct disp_place_req {
 	size_t ncaps;
 	char **exclude;		/* worker names not to use */
 	size_t nexclude;
+	int codecs;		/* the job names its codec set: */
+	struct cpx_codec_set set;
 };
 
 enum disp_outcome {
@@ -156,6 +172,17 @@ void disp_place_req_free(struct disp_place_req *pr);
 int disp_msg_end(const char *body, size_t len, struct disp_end *end,
     char **cause);
 int disp_msg_drain(const char *body, size_t len, int *drain, char **cause);
+
+/* codecs.c */
+int disp_msg_codecs(const struct cJSON *root, struct disp_codecs *out,
+    char **cause);
+int disp_msg_place_codecs(const struct cJSON *root, struct disp_place_req *pr,
+    char **cause);
+void disp_codecs_free(struct disp_codecs *c);
+void disp_codecs_move(struct disp_codecs *to, struct disp_codecs *from);
+int disp_codecs_can_run(const struct disp_codecs *w,
+    const struct cpx_codec_set *s);
+void disp_render_codecs(const struct disp_codecs *c, struct cJSON *obj);
 
 /* The registry and jobs (registry.c, jobs.c). */
 
@@ -195,6 +222,7 @@ struct disp_worker {
 	uint32_t gen;
 	uint64_t placements;
 	uint64_t worker_errors;
+	struct disp_codecs codecs;
 };
 
 struct disp_session {
@@ -229,6 +257,18 @@ struct disp_job {
 
 #define DISP_LATENCY_BUCKETS 11
 
+/* Why a placement found no worker (place.c). */
+enum disp_place_fail {
+	DISP_PF_NO_WORKERS,
+	DISP_PF_NO_CAPS,
+	DISP_PF_DRAINING,
+	DISP_PF_BACKOFF,
+	DISP_PF_BUSY,
+	DISP_PF_EXCLUDED,
+	DISP_PF_NO_CODECS,	/* none can run the job's codec set */
+	DISP_PF_MAX_
+};
+
 struct disp {
 	const struct disp_config *cfg;
 	struct disp_map workers;
@@ -247,7 +287,7 @@ struct disp {
 	double started_wall;
 	/* Metrics. */
 	uint64_t outcomes[DISP_OUTCOME_MAX_];
-	uint64_t place_fail[6];
+	uint64_t place_fail[DISP_PF_MAX_];
 	uint64_t lat_buckets[DISP_LATENCY_BUCKETS];
 	uint64_t lat_count;
 	double lat_sum;
@@ -264,8 +304,8 @@ double disp_wall_now(void);
 struct disp_worker *disp_worker_find(struct disp *d, const char *name);
 int disp_register(struct disp *d, struct disp_reg *reg, uint64_t now,
     struct disp_worker **out, char **cause);
-int disp_heartbeat(struct disp *d, const char *name,
-    const struct disp_beat *beat, uint64_t now, struct disp_worker **out);
+int disp_heartbeat(struct disp *d, const char *name, struct disp_beat *beat,
+    uint64_t now, struct disp_worker **out);
 int disp_leave(struct disp *d, const char *name, uint64_t now);
 int disp_drain(struct disp *d, const char *name, int drain);
 void disp_sweep(struct disp *d, uint64_t now);
@@ -289,14 +329,6 @@ void disp_sessions_prune(struct disp *d, uint64_t now);
 
 /* place.c */
 
-enum disp_place_fail {
-	DISP_PF_NO_WORKERS,
-	DISP_PF_NO_CAPS,
-	DISP_PF_DRAINING,
-	DISP_PF_BACKOFF,
-	DISP_PF_BUSY,
-	DISP_PF_EXCLUDED,
-};
 
 extern const char *const disp_place_fail_names[];
 
@@ -305,7 +337,7 @@ struct disp_placement {
 	struct disp_job *job;
 	int affinity;
 	int fail;		/* enum disp_place_fail when w == NULL */
-	char reason[160];
+	char reason[256];
 };
 
 int disp_place(struct disp *d, const struct disp_place_req *pr, uint64_t now,

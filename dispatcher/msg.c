@@ -379,7 +379,8 @@ disp_msg_register(const char *body, size_t len, struct disp_reg *reg,
 	    get_names(root, "caps", DISP_CAPS_MAX, 1, &reg->caps, &reg->ncaps,
 	    cause) != 0 ||
 	    get_labels(root, &reg->labels, cause) != 0 ||
-	    get_reports(root, &reg->jobs, &reg->njobs, cause) != 0)
+	    get_reports(root, &reg->jobs, &reg->njobs, cause) != 0 ||
+	    disp_msg_codecs(root, &reg->codecs, cause) != 0)
 		goto out;
 	error = 0;
 out:
@@ -398,10 +399,11 @@ disp_reg_free(struct disp_reg *reg)
 	free_strv(reg->caps);
 	cJSON_Delete(reg->labels);
 	free_reports(reg->jobs, reg->njobs);
+	disp_codecs_free(&reg->codecs);
 	memset(reg, 0, sizeof *reg);
 }
 
-/* Heartbeat: {"cpu", "load1", "jobs"}. */
+/* Heartbeat: {"cpu", "load1", "jobs", "codecs"}. */
 int
 disp_msg_heartbeat(const char *body, size_t len, struct disp_beat *beat,
     char **cause)
@@ -414,8 +416,11 @@ disp_msg_heartbeat(const char *body, size_t len, struct disp_beat *beat,
 		return -EINVAL;
 	if (get_number(root, "cpu", 0, 100, &beat->cpu, cause) == 0 &&
 	    get_number(root, "load1", 0, 1e6, &beat->load1, cause) == 0 &&
-	    get_reports(root, &beat->jobs, &beat->njobs, cause) == 0)
+	    get_reports(root, &beat->jobs, &beat->njobs, cause) == 0 &&
+	    disp_msg_codecs(root, &beat->codecs, cause) == 0)
 		error = 0;
+	if (error != 0)
+		disp_beat_free(beat);
 	cJSON_Delete(root);
 	return error;
 }
@@ -424,10 +429,11 @@ void
 disp_beat_free(struct disp_beat *beat)
 {
 	free_reports(beat->jobs, beat->njobs);
+	disp_codecs_free(&beat->codecs);
 	memset(beat, 0, sizeof *beat);
 }
 
-/* Placement: {"job", "session", "caps", "exclude"}; all optional. */
+/* Placement: {"job", "session", "caps", "exclude", "codecs"}; all optional. */
 int
 disp_msg_place(const char *body, size_t len, struct disp_place_req *pr,
     char **cause)
@@ -445,7 +451,8 @@ disp_msg_place(const char *body, size_t len, struct disp_place_req *pr,
 	    get_names(root, "caps", DISP_CAPS_MAX, 1, &pr->caps, &pr->ncaps,
 	    cause) == 0 &&
 	    get_names(root, "exclude", 64, 0, &pr->exclude, &pr->nexclude,
-	    cause) == 0)
+	    cause) == 0 &&
+	    disp_msg_place_codecs(root, pr, cause) == 0)
 		error = 0;
 	if (error != 0)
 		disp_place_req_free(pr);
@@ -460,6 +467,7 @@ disp_place_req_free(struct disp_place_req *pr)
 	free(pr->session);
 	free_strv(pr->caps);
 	free_strv(pr->exclude);
+	cpx_codec_set_free(&pr->set);
 	memset(pr, 0, sizeof *pr);
 }
 

@@ -28,7 +28,7 @@
 
 const char *const disp_place_fail_names[] = {
 	"no-workers", "no-capable-worker", "draining", "backoff", "busy",
-	"excluded", NULL
+	"excluded", "no-codec-set", NULL
 };
 
 /* CPU load the worker will have once the jobs placed since its last report run. */
@@ -100,6 +100,8 @@ ineligible(const struct disp_worker *w, const struct disp_place_req *pr,
 		if (!has_cap(w, pr->caps[i]))
 			return DISP_PF_NO_CAPS;
 	}
+	if (pr->codecs && !disp_codecs_can_run(&w->codecs, &pr->set))
+		return DISP_PF_NO_CODECS;
 	if (w->draining)
 		return DISP_PF_DRAINING;
 	if (now < w->backoff_until && !relaxed)
@@ -153,8 +155,10 @@ describe_failure(const struct disp_place_req *pr, const size_t *why,
     size_t alive, struct disp_placement *out)
 {
 	static const int order[] = { DISP_PF_BUSY, DISP_PF_BACKOFF,
-		DISP_PF_DRAINING, DISP_PF_EXCLUDED, DISP_PF_NO_CAPS };
+		DISP_PF_DRAINING, DISP_PF_EXCLUDED, DISP_PF_NO_CAPS,
+		DISP_PF_NO_CODECS };
 	size_t i;
+	int n;
 
 	if (alive == 0) {
 		out->fail = DISP_PF_NO_WORKERS;
@@ -168,12 +172,16 @@ describe_failure(const struct disp_place_req *pr, const size_t *why,
 			break;
 		}
 	}
-	snprintf(out->reason, sizeof out->reason, "no worker can take the "
+	n = snprintf(out->reason, sizeof out->reason, "no worker can take the "
 	    "job: %zu busy, %zu backing off after failures, %zu draining, "
 	    "%zu excluded, %zu without the capabilities%s%s", why[DISP_PF_BUSY],
 	    why[DISP_PF_BACKOFF], why[DISP_PF_DRAINING], why[DISP_PF_EXCLUDED],
 	    why[DISP_PF_NO_CAPS], pr->ncaps > 0 ? " " : "",
 	    pr->ncaps > 0 ? pr->caps[0] : "");
+	if (pr->codecs && n > 0 && (size_t)n < sizeof out->reason)
+		snprintf(out->reason + n, sizeof out->reason - (size_t)n,
+		    ", %zu unable to get codec set %s", why[DISP_PF_NO_CODECS],
+		    pr->set.name);
 }
 
 /* The session's worker, when it can take this job too. */
@@ -225,7 +233,7 @@ best_worker(struct disp *d, const struct disp_place_req *pr, uint64_t now,
     struct disp_placement *out)
 {
 	struct disp_worker *best;
-	size_t why[DISP_PF_EXCLUDED + 1] = { 0 }, relaxed[DISP_PF_EXCLUDED + 1];
+	size_t why[DISP_PF_MAX_] = { 0 }, relaxed[DISP_PF_MAX_];
 	size_t alive = 0, alive2 = 0;
 
 	best = best_pass(d, pr, now, 0, why, &alive);

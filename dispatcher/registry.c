@@ -77,6 +77,7 @@ worker_free(struct disp_worker *w)
 		free(w->caps[i]);
 	free(w->caps);
 	cJSON_Delete(w->labels);
+	disp_codecs_free(&w->codecs);
 	free(w);
 }
 
@@ -145,6 +146,7 @@ take_registration(struct disp *d, struct disp_worker *w, struct disp_reg *reg,
 	cJSON_Delete(w->labels);
 	w->labels = reg->labels;
 	reg->labels = NULL;
+	disp_codecs_move(&w->codecs, &reg->codecs);
 	w->cpus = reg->cpus;
 	w->bench = reg->bench;
 	w->max_tasks = (int32_t)reg->max_tasks;
@@ -209,7 +211,7 @@ disp_register(struct disp *d, struct disp_reg *reg, uint64_t now,
 
 /* -ENOENT: unknown worker, which must register again. */
 int
-disp_heartbeat(struct disp *d, const char *name, const struct disp_beat *beat,
+disp_heartbeat(struct disp *d, const char *name, struct disp_beat *beat,
     uint64_t now, struct disp_worker **out)
 {
 	struct disp_worker *w = disp_worker_find(d, name);
@@ -218,6 +220,9 @@ disp_heartbeat(struct disp *d, const char *name, const struct disp_beat *beat,
 		return -ENOENT;
 	w->cpu = beat->cpu;
 	w->load1 = beat->load1;
+	/* An older agent's heartbeat says nothing: what it registered stays. */
+	if (beat->codecs.known)
+		disp_codecs_move(&w->codecs, &beat->codecs);
 	w->last_seen_ms = now;
 	w->expires_ms = now + (uint64_t)(w->interval_ms * d->cfg->misses);
 	disp_jobs_reconcile(d, w, beat->jobs, beat->njobs, now);

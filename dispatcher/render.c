@@ -108,6 +108,7 @@ disp_render_worker(struct disp_worker *w, uint64_t now, cJSON *obj)
 	cJSON_AddItemToObject(obj, "caps", string_array(w->caps, w->ncaps));
 	cJSON_AddItemToObject(obj, "labels", w->labels ?
 	    cJSON_Duplicate(w->labels, 1) : cJSON_CreateObject());
+	disp_render_codecs(&w->codecs, obj);
 	cJSON_AddNumberToObject(obj, "heartbeat_ms", (double)w->interval_ms);
 	cJSON_AddNumberToObject(obj, "last_seen_ms",
 	    (double)(now - w->last_seen_ms));

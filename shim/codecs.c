@@ -137,9 +137,10 @@ send_end(struct shim_setsend *s, const char *error)
 	} else {
 		cJSON_AddNumberToObject(obj, "files", (double)s->n);
 		cJSON_AddNumberToObject(obj, "bytes", (double)s->bytes);
-		cpx_info("sent codec set %s to the worker: %zu files, %llu "
-		    "bytes in %llu ms", strrchr(s->dir, '/') + 1, s->n,
-		    (unsigned long long)s->bytes,
+		/* Names only: the worker downloads the files elsewhere. */
+		cpx_info("%s codec set %s to the worker: %zu files, %llu "
+		    "bytes in %llu ms", s->data ? "sent" : "listed",
+		    strrchr(s->dir, '/') + 1, s->n, (unsigned long long)s->bytes,
 		    (unsigned long long)(cpx_now_ms() - s->t0));
 	}
 	t = cJSON_PrintUnformatted(obj);

@@ -40,11 +40,16 @@ placement_body(const char *job_id, const struct shim_job *job,
     const char *exclude)
 {
 	cJSON *obj = cJSON_CreateObject(), *ex = cJSON_CreateArray();
-	char *s, *out;
+	char *s, *out, *dir = NULL, *codecs = shim_codec_set(&dir);
 
 	cJSON_AddStringToObject(obj, "job", job_id);
 	cJSON_AddStringToObject(obj, "session", job->session);
 	cJSON_AddItemToObject(obj, "caps", cJSON_CreateArray());
+	/* The set the job spec will offer: placement avoids workers that cannot get it. */
+	if (codecs != NULL)
+		cJSON_AddStringToObject(obj, "codecs", codecs);
+	free(codecs);
+	free(dir);
 	if (exclude != NULL)
 		cJSON_AddItemToArray(ex, cJSON_CreateString(exclude));
 	cJSON_AddItemToObject(obj, "exclude", ex);

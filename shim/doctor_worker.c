@@ -142,8 +142,10 @@ eval_codecs(struct dr_worker *w, const cJSON *c)
 		    str(c, "error", "not available"));
 	else
 		res(w, C_CODECS, DR_PASS, NULL, "codec set %s is %s%s%s",
-		    str(c, "want", "?"), strcmp(state, "fetchable") == 0 ?
-		    "fetched from PMS at the first job" : state,
+		    str(c, "want", "?"), strcmp(state, "fetchable") != 0 ? state :
+		    strcmp(str(c, "source", "pms"), "url") == 0 ?
+		    "downloaded from CLUSTERPLEX_CODEC_URL at the first job" :
+		    "fetched from PMS at the first job",
 		    get(c, "dir") ? " at " : "", str(c, "dir", ""));
 }
 

@@ -68,6 +68,9 @@ init_once(void)
 	cfg.codec_cache = cpx_xprintf("%s/codecs", top);
 	cfg.eae_dir = cpx_xprintf("%s/eae", top);
 	cfg.codec_sources = AGENT_SRC_PMS;
+	cfg.codec_order[0] = AGENT_SRC_PMS;
+	cfg.ncodec_order = 1;
+	cfg.codec_cpu = cpx_xstrdup(cpx_codec_cpu());
 	cfg.codec_timeout_ms = 1000;
 	cfg.link_timeout_ms = 1000;
 	cfg.max_tasks = 4;

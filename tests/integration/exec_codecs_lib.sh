@@ -46,7 +46,14 @@ codecs_shim() {
 		v=()
 		while [ "$1" != -- ]; do v+=("$1"); shift; done
 		shift
-		exec env "${v[@]}" "$0" "$@"' "$CPX_SRC/build/clusterplex-shim" "$s" "$@"
+		exec env "${v[@]}" "$0" "$@"' "$CPX_SRC/$CPX_BUILD/clusterplex-shim" "$s" "$@"
+}
+
+# Fails when a sanitizer build reported anything in FILE... (the shims'
+# stderr, which also carries a directly connected agent's).
+codecs_no_sanitizer_report() {
+	! grep -l -e "Sanitizer" -e "runtime error:" "$@" 2>/dev/null ||
+		t_fail "sanitizer report: $(grep -h -A5 -e Sanitizer -e "runtime error:" "$@" | head -n 20)"
 }
 
 # The worker (index) whose /transcode has SESSION, or nothing.

@@ -196,7 +196,7 @@ test_bodies(void **state)
 	cJSON_Delete(root);
 	free(body);
 	free(host);
-	body = agent_beat_body(40, 1.5, jobs, 1);
+	body = agent_beat_body(&cfg, 40, 1.5, jobs, 1);
 	assert_non_null(strstr(body, "\"cpu\":40"));
 	assert_non_null(strstr(body, "\"id\":\"j1\""));
 	free(body);

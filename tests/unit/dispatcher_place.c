@@ -1,4 +1,4 @@
-/* dispatcher_place.c — strategies, limits, back-off, drain, caps, affinity, expiry, restart. */
+/* dispatcher_place.c — strategies, limits, back-off, drain, caps, codec sets, affinity, expiry, restart. */
 
 #include <errno.h>
 #include <setjmp.h>
@@ -307,6 +307,154 @@ test_caps(void **state)
 	assert_string_equal(place(NULL, NULL, NULL, 1), "cpu");
 }
 
+/* A placement for a job whose codec set is `set`; *reason gets a refusal's. */
+static const char *
+place_set(const char *set, uint64_t now, char *reason, size_t len)
+{
+	struct disp_place_req pr;
+	struct disp_placement pl;
+	char body[512], *cause = NULL;
+
+	snprintf(body, sizeof body, "{\"codecs\":\"%s\"}", set);
+	assert_int_equal(disp_msg_place(body, strlen(body), &pr, &cause), 0);
+	if (disp_place(&d, &pr, now, &pl) != 0) {
+		if (reason != NULL)
+			snprintf(reason, len, "%s", pl.reason);
+		disp_place_req_free(&pr);
+		return "(none)";
+	}
+	disp_place_req_free(&pr);
+	return pl.w->ep.name;
+}
+
+#define X86 "8bf330d-2818-linux-x86_64-standard"
+#define ARM "8bf330d-2818-linux-aarch64-standard"
+
+static void
+test_codecs(void **state)
+{
+	char reason[256];
+	int i, seen[5] = { 0 };
+	const char *w;
+
+	cfg.strategy = DISP_RR;
+	add_worker("x86", "\"max_tasks\":50,\"codecs\":{\"cpu\":\"x86_64\","
+	    "\"sources\":[\"pms\"],\"sets\":[]}", 0);
+	/* aarch64, fetches from PMS only: cannot run PMS's x86_64 set. */
+	add_worker("arm", "\"max_tasks\":50,\"codecs\":{\"cpu\":\"aarch64\","
+	    "\"sources\":[\"pms\"]}", 0);
+	/* aarch64 with the same version for its CPU in its folders. */
+	add_worker("own", "\"max_tasks\":50,\"codecs\":{\"cpu\":\"aarch64\","
+	    "\"sources\":[],\"sets\":[\"" ARM "\"]}", 0);
+	/* aarch64 that downloads its sets. */
+	add_worker("dl", "\"max_tasks\":50,\"codecs\":{\"cpu\":\"aarch64\","
+	    "\"sources\":[\"url\",\"future\"]}", 0);
+	/* An agent that reports no codecs is not filtered. */
+	add_worker("old", "\"max_tasks\":50", 0);
+	for (i = 0; i < 40; i++) {
+		w = place_set(X86, 1, NULL, 0);
+		assert_string_not_equal(w, "arm");
+		seen[strcmp(w, "x86") == 0 ? 0 : strcmp(w, "own") == 0 ? 1 :
+		    strcmp(w, "dl") == 0 ? 2 : strcmp(w, "old") == 0 ? 3 : 4]++;
+	}
+	assert_int_equal(seen[0], 10);
+	assert_int_equal(seen[1], 10);
+	assert_int_equal(seen[2], 10);
+	assert_int_equal(seen[3], 10);
+	assert_int_equal(seen[4], 0);
+	/* Another version: "own" holds only 8bf330d-2818 for aarch64. */
+	for (i = 0; i < 9; i++)
+		assert_string_not_equal(place_set("1111111-1000-linux-x86_64-"
+		    "standard", 1, NULL, 0), "own");
+	/* Nor another variant of the same version. */
+	for (i = 0; i < 9; i++)
+		assert_string_not_equal(place_set("8bf330d-2818-linux-x86_64",
+		    1, NULL, 0), "own");
+	/* A job without a set, or with a set of no CPU, goes anywhere. */
+	memset(seen, 0, sizeof seen);
+	for (i = 0; i < 5; i++)
+		seen[strcmp(place(NULL, NULL, NULL, 1), "arm") == 0]++;
+	assert_int_equal(seen[1], 1);
+	for (i = 0; i < 5; i++)
+		seen[strcmp(place_set("8bf330d-2818", 1, NULL, 0), "arm") == 0]++;
+	assert_int_equal(seen[1], 2);
+	/* The others drain: the reason counts each kind. */
+	assert_int_equal(disp_drain(&d, "x86", 1), 0);
+	assert_int_equal(disp_drain(&d, "own", 1), 0);
+	assert_int_equal(disp_drain(&d, "dl", 1), 0);
+	assert_int_equal(disp_drain(&d, "old", 1), 0);
+	assert_string_equal(place_set(X86, 2, reason, sizeof reason), "(none)");
+	assert_non_null(strstr(reason, "1 unable to get codec set " X86));
+	assert_non_null(strstr(reason, "4 draining"));
+	/* Only the aarch64 worker without the set is left: no worker, for that reason. */
+	assert_int_equal(disp_leave(&d, "x86", 2), 0);
+	assert_int_equal(disp_leave(&d, "own", 2), 0);
+	assert_int_equal(disp_leave(&d, "dl", 2), 0);
+	assert_int_equal(disp_leave(&d, "old", 2), 0);
+	assert_string_equal(place_set(X86, 2, reason, sizeof reason), "(none)");
+	assert_int_equal(d.place_fail[DISP_PF_NO_CODECS], 1);
+	/* Its heartbeat reports the set fetched meanwhile: now it can. */
+	beat("arm", 5, "", 3);
+	assert_string_equal(place_set(X86, 3, NULL, 0), "(none)");
+	{
+		struct disp_worker *aw;
+		struct disp_beat b;
+		const char *body = "{\"cpu\":5,\"codecs\":{\"cpu\":\"aarch64\","
+		    "\"sources\":[\"pms\"],\"sets\":[\"" ARM "\"]}}";
+		char *cause = NULL;
+
+		assert_int_equal(disp_msg_heartbeat(body, strlen(body), &b,
+		    &cause), 0);
+		assert_int_equal(disp_heartbeat(&d, "arm", &b, 4, &aw), 0);
+		disp_beat_free(&b);
+	}
+	assert_string_equal(place_set(X86, 4, NULL, 0), "arm");
+}
+
+static void
+test_codecs_messages(void **state)
+{
+	static const char *const bad_reg[] = {
+		"\"codecs\":[]", "\"codecs\":{}", "\"codecs\":{\"cpu\":\"x86-64\"}",
+		"\"codecs\":{\"cpu\":\"\"}",
+		"\"codecs\":{\"cpu\":\"x86_64\",\"sources\":\"pms\"}",
+		"\"codecs\":{\"cpu\":\"x86_64\",\"sources\":[1]}",
+		"\"codecs\":{\"cpu\":\"x86_64\",\"sets\":[\"../x\"]}",
+		"\"codecs\":{\"cpu\":\"x86_64\",\"sets\":[\".hidden\"]}",
+		"\"codecs\":{\"cpu\":\"x86_64\",\"sets\":{}}",
+	};
+	static const char *const bad_place[] = {
+		"{\"codecs\":1}", "{\"codecs\":\"\"}", "{\"codecs\":\"a/b\"}",
+		"{\"codecs\":[\"x\"]}",
+	};
+	struct disp_place_req pr;
+	struct disp_reg reg;
+	char body[1024], *cause = NULL;
+	size_t i;
+
+	for (i = 0; i < CPX_ARRAY_SIZE(bad_reg); i++) {
+		snprintf(body, sizeof body, "{\"name\":\"w\",\"ssh\":{\"host\":"
+		    "\"h\",\"port\":22,\"user\":\"u\",\"host_key\":"
+		    "\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOx0\"},%s}",
+		    bad_reg[i]);
+		assert_int_equal(disp_msg_register(body, strlen(body), &reg,
+		    &cause), -EINVAL);
+		assert_non_null(strstr(cause, "\"codecs\""));
+		free(cause);
+		cause = NULL;
+	}
+	for (i = 0; i < CPX_ARRAY_SIZE(bad_place); i++) {
+		assert_int_equal(disp_msg_place(bad_place[i],
+		    strlen(bad_place[i]), &pr, &cause), -EINVAL);
+		free(cause);
+		cause = NULL;
+	}
+	/* Null means absent. */
+	assert_int_equal(disp_msg_place("{\"codecs\":null}", 15, &pr, &cause), 0);
+	assert_false(pr.codecs);
+	disp_place_req_free(&pr);
+}
+
 static void
 test_affinity(void **state)
 {
@@ -482,6 +630,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_codecs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_codecs_messages, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_affinity, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_expiry_and_leave, setup,
