@@ -137,7 +137,10 @@ echo CLUSTERPLEX_PATH_MAP=/media=/mnt/nas-not-mounted >>"$W/agent.env"
 expect_fail worker.media "the path map points where the media is not"
 cp "$O/agent.env" "$W/agent.env"
 
-sed 's|command="|command="/usr/bin/faketime -f +30s |' "$O/authorized_keys" >"$W/ssh/authorized_keys"
+# faketime preloads its library; a sanitizer build must be told to accept
+# a library loaded before its runtime.
+sed 's|command="|command="/usr/bin/env ASAN_OPTIONS=verify_asan_link_order=0 /usr/bin/faketime -f +30s |' \
+	"$O/authorized_keys" >"$W/ssh/authorized_keys"
 expect_fail worker.clock "w1's clock 30 s ahead"
 cp "$O/authorized_keys" "$W/ssh/authorized_keys"
 
