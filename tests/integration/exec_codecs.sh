@@ -123,7 +123,7 @@ grep -qxF "FFMPEG_EXTERNAL_LIBS=/etc/clusterplex/own-codecs/8bf330d-2818-linux-a
 rm -rf "$own"
 rc=0
 codecs_shim a2 "$CODEC_ENV" -- env >/dev/null 2>"$O/err.a2" || rc=$?
-[ "$rc" = 244 ] || t_fail "aarch64 worker without the set: exit $rc, not 244"
+[ "$rc" = 244 ] || t_fail "aarch64 worker without the set: exit $rc, not 244: $(tail -n 3 "$O/err.a2")"
 grep -q "is not on this aarch64 worker and PMS has only $CODEC_SET" "$O/err.a2" ||
 	t_fail "no clear refusal: $(tail -n 2 "$O/err.a2")"
 drain 1 false
