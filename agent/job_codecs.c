@@ -424,7 +424,7 @@ manifest(struct job *j)
 {
 	struct job_codecs *c = j->codecs;
 	cJSON *m = cJSON_CreateObject();
-	char *s, *out, *url;
+	char *url;
 
 	cJSON_AddStringToObject(m, "name", c->want);
 	cJSON_AddStringToObject(m, "from", c->source == AGENT_SRC_URL ? "url" :
@@ -441,13 +441,7 @@ manifest(struct job *j)
 	cJSON_AddNumberToObject(m, "bytes", (double)c->bytes);
 	cJSON_AddItemToObject(m, "entries", c->entries);
 	c->entries = NULL;
-	s = cJSON_Print(m);
-	cJSON_Delete(m);
-	if (s == NULL)
-		cpx_fatal("out of memory");
-	out = cpx_xstrdup(s);
-	cJSON_free(s);
-	return out;
+	return cpx_json_take(m, 1);
 }
 
 /*

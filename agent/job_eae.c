@@ -126,18 +126,11 @@ static char *
 acquire_body(const struct job *j, const char *root, const char *binary)
 {
 	cJSON *obj = cJSON_CreateObject();
-	char *s, *out;
 
 	cJSON_AddStringToObject(obj, "root", root);
 	cJSON_AddStringToObject(obj, "binary", binary);
 	cJSON_AddStringToObject(obj, "job", j->spec.id);
-	s = cJSON_PrintUnformatted(obj);
-	cJSON_Delete(obj);
-	if (s == NULL)
-		cpx_fatal("out of memory");
-	out = cpx_xstrdup(s);
-	cJSON_free(s);
-	return out;
+	return cpx_json_take(obj, 0);
 }
 
 /* The supervisor's answer: the EAE's folder on this worker, or its refusal. */

@@ -221,7 +221,6 @@ reply(struct probe *pr, const cJSON *req)
 	const char *orig = getenv("SSH_ORIGINAL_COMMAND");
 	cJSON *o = cJSON_CreateObject();
 	struct timespec ts;
-	char *s, *out;
 
 	cJSON_AddStringToObject(o, "agent", CPX_VERSION);
 	cJSON_AddStringToObject(o, "worker", pr->cfg->name);
@@ -237,13 +236,7 @@ reply(struct probe *pr, const cJSON *req)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	cJSON_AddNumberToObject(o, "time_ms", (double)ts.tv_sec * 1000 +
 	    (double)(ts.tv_nsec / 1000000));
-	s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (s == NULL)
-		cpx_fatal("out of memory");
-	out = cpx_xstrdup(s);
-	cJSON_free(s);
-	return out;
+	return cpx_json_take(o, 0);
 }
 
 static void

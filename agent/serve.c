@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "cpx-httpd.h"
+#include "cpx-protocol.h"
 #include "serve.h"
 
 static void on_call_done(struct agent_call *call);
@@ -308,10 +309,7 @@ on_http(const struct cpx_httpd_req *req, struct cpx_httpd_resp *resp,
 		return;
 	}
 	root = health_json(sv);
-	text = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	if (text == NULL)
-		cpx_fatal("out of memory");
+	text = cpx_json_take(root, 0);
 	cpx_buf_printf(&resp->body, "%s\n", text);
 	free(text);
 }

@@ -316,12 +316,9 @@ send_ready(struct eae_client *cl, int started)
 	cJSON_AddStringToObject(obj, "dir", cl->inst->dir);
 	cJSON_AddNumberToObject(obj, "pid", cl->inst->pid);
 	cJSON_AddBoolToObject(obj, "started", started);
-	s = cJSON_PrintUnformatted(obj);
-	cJSON_Delete(obj);
-	if (s == NULL)
-		cpx_fatal("out of memory");
+	s = cpx_json_take(obj, 0);
 	cpx_link_send(cl->link, CPX_MSG_EAE_READY, 0, s, strlen(s));
-	cJSON_free(s);
+	free(s);
 }
 
 /* {"root", "binary", "job"}: a lease on the EAE for root, started if need be. */

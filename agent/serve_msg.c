@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cpx-protocol.h"
 #include "serve.h"
 
 void
@@ -99,17 +100,6 @@ labels_json(const char *labels)
 	return obj;
 }
 
-static char *
-print_free(cJSON *root)
-{
-	char *text = cJSON_PrintUnformatted(root);
-
-	cJSON_Delete(root);
-	if (text == NULL)
-		cpx_fatal("out of memory");
-	return text;
-}
-
 /* Registration body; caller frees. */
 char *
 agent_reg_body(const struct agent_config *cfg, const struct agent_facts *f,
@@ -137,7 +127,7 @@ agent_reg_body(const struct agent_config *cfg, const struct agent_facts *f,
 	cJSON_AddBoolToObject(root, "drain", drain);
 	cJSON_AddItemToObject(root, "jobs", jobs_json(jobs, njobs));
 	cJSON_AddItemToObject(root, "codecs", agent_codecs_json(cfg));
-	return print_free(root);
+	return cpx_json_take(root, 0);
 }
 
 /* Heartbeat body; caller frees. */
@@ -152,7 +142,7 @@ agent_beat_body(const struct agent_config *cfg, double cpu, double load1,
 	cJSON_AddItemToObject(root, "jobs", jobs_json(jobs, njobs));
 	/* The sets held change as jobs fetch them. */
 	cJSON_AddItemToObject(root, "codecs", agent_codecs_json(cfg));
-	return print_free(root);
+	return cpx_json_take(root, 0);
 }
 
 /* The drain flag of a registration or heartbeat answer. */

@@ -206,18 +206,11 @@ char *
 cpx_set_want_encode(const char *name, int data)
 {
 	cJSON *obj = cJSON_CreateObject();
-	char *s, *out;
 
 	cJSON_AddStringToObject(obj, "kind", "codecs");
 	cJSON_AddStringToObject(obj, "name", name);
 	cJSON_AddBoolToObject(obj, "data", data);
-	s = cJSON_PrintUnformatted(obj);
-	cJSON_Delete(obj);
-	if (s == NULL)
-		cpx_fatal("out of memory");
-	out = cpx_xstrdup(s);
-	cJSON_free(s);
-	return out;
+	return cpx_json_take(obj, 0);
 }
 
 /* Decodes SET_WANT; *name is allocated. Only kind "codecs" exists. */

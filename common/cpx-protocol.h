@@ -190,6 +190,7 @@ void cpx_endpoint_copy(struct cpx_endpoint *dst, const struct cpx_endpoint *src)
 void cpx_endpoint_to_json(const struct cpx_endpoint *e, struct cJSON *obj);
 int cpx_endpoint_from_json(const struct cJSON *obj, struct cpx_endpoint *e,
     char **cause);
+char *cpx_json_take(struct cJSON *obj, int pretty);
 
 /*
  * Job spec (CPX_MSG_JOB), JSON:

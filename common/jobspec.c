@@ -107,7 +107,6 @@ char *
 cpx_jobspec_encode(const struct cpx_jobspec *js)
 {
 	cJSON *obj = cJSON_CreateObject();
-	char *json, *out;
 
 	cJSON_AddNumberToObject(obj, "v", JOBSPEC_VERSION);
 	cJSON_AddStringToObject(obj, "id", js->id);
@@ -122,13 +121,7 @@ cpx_jobspec_encode(const struct cpx_jobspec *js)
 	cJSON_AddItemToObject(obj, "inputs", inputs_to_json(js));
 	if (js->codecs != NULL)
 		cJSON_AddStringToObject(obj, "codecs", js->codecs);
-	json = cJSON_PrintUnformatted(obj);
-	cJSON_Delete(obj);
-	if (json == NULL)
-		cpx_fatal("out of memory");
-	out = cpx_xstrdup(json);
-	cJSON_free(json);
-	return out;
+	return cpx_json_take(obj, 0);
 }
 
 static int

@@ -124,16 +124,28 @@ cpx_frame_next(const uint8_t *data, size_t len, struct cpx_frame *f,
 	return 0;
 }
 
+/*
+ * Prints `obj` (indented when `pretty`), frees it, and returns the text
+ * (free() it); out of memory is fatal, as for every allocation.
+ */
+char *
+cpx_json_take(struct cJSON *obj, int pretty)
+{
+	char *s = pretty ? cJSON_Print(obj) : cJSON_PrintUnformatted(obj);
+
+	cJSON_Delete(obj);
+	if (s == NULL)
+		cpx_fatal("out of memory");
+	return s;
+}
+
 static void
 put_json(struct cpx_buf *out, cJSON *obj)
 {
-	char *s = cJSON_PrintUnformatted(obj);
+	char *s = cpx_json_take(obj, 0);
 
-	if (s == NULL)
-		cpx_fatal("out of memory");
 	cpx_buf_add(out, s, strlen(s));
-	cJSON_free(s);
-	cJSON_Delete(obj);
+	free(s);
 }
 
 /* Parses a JSON object from untrusted bytes; NULL if it is not one. */

@@ -143,12 +143,9 @@ send_end(struct shim_setsend *s, const char *error)
 		    strrchr(s->dir, '/') + 1, s->n, (unsigned long long)s->bytes,
 		    (unsigned long long)(cpx_now_ms() - s->t0));
 	}
-	t = cJSON_PrintUnformatted(obj);
-	cJSON_Delete(obj);
-	if (t == NULL)
-		cpx_fatal("out of memory");
+	t = cpx_json_take(obj, 0);
 	cpx_link_send(s->link, CPX_MSG_SET_END, 0, t, strlen(t));
-	cJSON_free(t);
+	free(t);
 	s->done = 1;
 }
 

@@ -40,7 +40,7 @@ placement_body(const char *job_id, const struct shim_job *job,
     const char *exclude)
 {
 	cJSON *obj = cJSON_CreateObject(), *ex = cJSON_CreateArray();
-	char *s, *out, *dir = NULL, *codecs = shim_codec_set(&dir);
+	char *dir = NULL, *codecs = shim_codec_set(&dir);
 
 	cJSON_AddStringToObject(obj, "job", job_id);
 	cJSON_AddStringToObject(obj, "session", job->session);
@@ -53,13 +53,7 @@ placement_body(const char *job_id, const struct shim_job *job,
 	if (exclude != NULL)
 		cJSON_AddItemToArray(ex, cJSON_CreateString(exclude));
 	cJSON_AddItemToObject(obj, "exclude", ex);
-	s = cJSON_PrintUnformatted(obj);
-	cJSON_Delete(obj);
-	if (s == NULL)
-		cpx_fatal("out of memory");
-	out = cpx_xstrdup(s);
-	cJSON_free(s);
-	return out;
+	return cpx_json_take(obj, 0);
 }
 
 static int

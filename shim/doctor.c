@@ -90,12 +90,9 @@ print_json(const struct dr *d, int *fails)
 		*fails += d->v[i].status == DR_FAIL;
 	}
 	cJSON_AddBoolToObject(root, "ok", *fails == 0);
-	s = cJSON_Print(root);
-	cJSON_Delete(root);
-	if (s == NULL)
-		cpx_fatal("out of memory");
+	s = cpx_json_take(root, 1);
 	printf("%s\n", s);
-	cJSON_free(s);
+	free(s);
 }
 
 static void

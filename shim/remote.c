@@ -484,12 +484,9 @@ connect_pool(struct run *r)
 	obj = cJSON_CreateObject();
 	cpx_endpoint_to_json(&r->pl->worker, obj);
 	cJSON_AddStringToObject(obj, "service", CPX_SERVICE_JOB);
-	s = cJSON_PrintUnformatted(obj);
-	cJSON_Delete(obj);
-	if (s == NULL)
-		cpx_fatal("out of memory");
+	s = cpx_json_take(obj, 0);
 	cpx_link_send(r->link, CPX_MSG_POOL_OPEN, 0, s, strlen(s));
-	cJSON_free(s);
+	free(s);
 	r->phase = PH_POOL;
 	send_job(r);
 	return 0;

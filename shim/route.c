@@ -45,7 +45,6 @@ route_body(int type, const char *dir, const char *job_id,
     const struct cpx_endpoint *worker)
 {
 	cJSON *obj = cJSON_CreateObject(), *w;
-	char *s, *out;
 
 	cJSON_AddStringToObject(obj, "dir", dir);
 	if (type == CPX_MSG_ROUTE_ADD) {
@@ -53,13 +52,7 @@ route_body(int type, const char *dir, const char *job_id,
 		w = cJSON_AddObjectToObject(obj, "worker");
 		cpx_endpoint_to_json(worker, w);
 	}
-	s = cJSON_PrintUnformatted(obj);
-	cJSON_Delete(obj);
-	if (s == NULL)
-		cpx_fatal("out of memory");
-	out = cpx_xstrdup(s);
-	cJSON_free(s);
-	return out;
+	return cpx_json_take(obj, 0);
 }
 
 /*
