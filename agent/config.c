@@ -107,21 +107,6 @@ agent_parse_sources(const char *s, unsigned *bits, unsigned *order, size_t *n)
 	return 0;
 }
 
-/* Plex's CPU names: x86_64, aarch64, armv7neon. No '-': it ends the CPU in a set name. */
-static int
-valid_cpu(const char *s)
-{
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n > 32)
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
-			return 0;
-	}
-	return 1;
-}
-
 /* The url source: a template that expands to http(s) URLs, and curl to fetch them. */
 static int
 load_url(struct agent_config *cfg, char **cause)
@@ -160,7 +145,7 @@ load_sources(struct agent_config *cfg, char **cause)
 	}
 	free(v);
 	cfg->codec_cpu = cpx_xstrdup(cpx_codec_cpu());
-	if (error == 0 && !valid_cpu(cfg->codec_cpu)) {
+	if (error == 0 && !cpx_cpu_name_valid(cfg->codec_cpu)) {
 		cpx_set_cause(cause, "CLUSTERPLEX_CODEC_CPU=\"%s\" is not a CPU "
 		    "name as in Plex's codec sets (x86_64, aarch64, armv7neon)",
 		    cfg->codec_cpu);

@@ -1,5 +1,6 @@
 /* codecset.c — codec set names, FFMPEG_EXTERNAL_LIBS values, SET_* frames. */
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,24 @@ cpx_set_name_valid(const char *name)
 
 		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
 		    !(c >= '0' && c <= '9') && c != '.' && c != '_' && c != '-')
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Plex's CPU names (x86_64, aarch64, armv7neon): letters, digits and '_',
+ * never '-', which ends the CPU in a set name.
+ */
+int
+cpx_cpu_name_valid(const char *cpu)
+{
+	size_t i, n = strlen(cpu);
+
+	if (n == 0 || n > 32)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (!isalnum((unsigned char)cpu[i]) && cpu[i] != '_')
 			return 0;
 	}
 	return 1;

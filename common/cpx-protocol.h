@@ -495,6 +495,7 @@ struct cpx_codec_set {
 /* codecset.c */
 
 int cpx_set_name_valid(const char *name);
+int cpx_cpu_name_valid(const char *cpu);
 int cpx_codec_set_parse(const char *name, struct cpx_codec_set *s);
 void cpx_codec_set_free(struct cpx_codec_set *s);
 char *cpx_codec_set_for_cpu(const struct cpx_codec_set *s, const char *cpu);

@@ -1,6 +1,5 @@
 /* codecs.c — which workers can run a job's codec set: what they report, what a placement asks. */
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,21 +46,6 @@ disp_codecs_move(struct disp_codecs *to, struct disp_codecs *from)
 	disp_codecs_free(to);
 	*to = *from;
 	memset(from, 0, sizeof *from);
-}
-
-/* Plex's CPU names: letters, digits and '_' (never '-', which ends the CPU in a set name). */
-static int
-valid_cpu(const char *s)
-{
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n > 32)
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
-			return 0;
-	}
-	return 1;
 }
 
 static int
@@ -119,7 +103,7 @@ disp_msg_codecs(const cJSON *root, struct disp_codecs *out, char **cause)
 	if (o == NULL || cJSON_IsNull(o))
 		return 0;
 	if (!cJSON_IsObject(o) || !cJSON_IsString(cpu) ||
-	    !valid_cpu(cpu->valuestring) ||
+	    !cpx_cpu_name_valid(cpu->valuestring) ||
 	    get_sources(cJSON_GetObjectItemCaseSensitive(o, "sources"),
 	    &out->sources) != 0 ||
 	    get_sets(cJSON_GetObjectItemCaseSensitive(o, "sets"), out) != 0) {
