@@ -93,7 +93,8 @@ cfs_remote_remove(struct cfs *fs, fuse_req_t req, fuse_ino_t parent,
 /*
  * PMS deletes the session folder when the session ends: the worker's
  * copy goes too, and so does the route. A worker that cannot be reached
- * does not keep PMS from deleting its own folder.
+ * does not keep PMS from deleting its own folder: the worker's copy is
+ * then deleted once it is reachable again (pending.c).
  */
 static void
 on_rmdir_route(struct cfs *fs, struct cfs_call *c, int status,
@@ -107,13 +108,10 @@ on_rmdir_route(struct cfs *fs, struct cfs_call *c, int status,
 		cfs_rop_free(op);
 		return;
 	}
-	if (status == -EIO)
-		cpx_warn("route %s: worker %s unreachable, its copy stays",
-		    op->path, op->m.worker);
 	local = cfs_local_remove(fs, op->path, 1);
 	if (local == 0 || (local == -ENOENT && status == 0)) {
 		cfs_node_removed(fs, op->parent, op->name);
-		cfs_routing_gone(fs, op->path);
+		cfs_routing_gone(fs, op->path, status == -EIO);
 		local = 0;
 	}
 	fuse_reply_err(op->req, -local);
