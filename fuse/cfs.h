@@ -77,6 +77,19 @@ struct cfs_node {
 	struct cfs_node *next_ino, *next_name;
 };
 
+/*
+ * What PMS may see of a worker's folder: regular files and folders. A
+ * FIFO would block PMS's open for ever (its writer is on another host), a
+ * device node or socket means nothing here, and a symlink is followed by
+ * the worker's STAT (beneath its root) or not shown at all. Others are
+ * hidden: left out of listings, ENOENT on lookup.
+ */
+static inline int
+cfs_remote_shown(uint32_t mode)
+{
+	return S_ISREG(mode) || S_ISDIR(mode);
+}
+
 /* Two attributes describe the same contents (a file's version). */
 static inline int
 cfs_same_version(const struct cpx_attr *a, const struct cpx_attr *b)
@@ -497,6 +510,8 @@ struct cfs_rop {		/* one request in flight to a worker */
 	mode_t mode;
 	struct cfs_dir *listing;
 	struct cfs_file *file;	/* a writer's open, listed ahead of its reply */
+	int hidden_checked;	/* rmdir: ENOTEMPTY looked into (remote_ns.c) */
+	cfs_call_done then;	/* rmdir: where its answer goes */
 };
 
 struct cfs_rop *cfs_rop_new(struct cfs *fs, fuse_req_t req, char *path,
