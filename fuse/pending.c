@@ -19,7 +19,8 @@
  * soon as the worker's connection is up: fuse keeps reconnecting to a
  * worker it owes a delete, as it does to a routed one. A replay the
  * worker answers with an error is tried again later, a bounded number of
- * times; a worker gone for good is given up after a week.
+ * times (never when retrying cannot help); a worker gone for good is
+ * given up after a week.
  */
 
 #define PENDING_MAX 4096
@@ -186,14 +187,33 @@ finish(struct cfs *fs, struct cfs_pending *p)
 	cfs_routes_save(fs);
 }
 
+/*
+ * Errors that no retry can mend: an agent without RMTREE, a path that is
+ * not (or no longer) a folder of ours, or leads out of the worker's root.
+ */
+static int
+permanent(int status)
+{
+	switch (-status) {
+	case EPROTO:
+	case ENOSYS:
+	case EINVAL:
+	case ENOTDIR:
+	case EXDEV:
+	case ELOOP:
+	case ENAMETOOLONG:
+		return 1;
+	}
+	return 0;
+}
+
 static void
 failed(struct cfs *fs, struct cfs_pending *p, int status)
 {
 	uint64_t delay = PENDING_RETRY_MIN_MS;
 	unsigned i;
 
-	if (status == -EPROTO || status == -ENOSYS ||
-	    ++p->tries >= PENDING_TRIES) {
+	if (permanent(status) || ++p->tries >= PENDING_TRIES) {
 		cpx_warn("worker %s: giving up deleting %s: %s (%u attempts)",
 		    p->ep.name, p->dir, strerror(-status), p->tries);
 		finish(fs, p);

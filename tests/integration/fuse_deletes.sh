@@ -6,13 +6,24 @@
 # before its job moved to another goes from the first worker if it is
 # empty (at once, or once that worker is back), and stays if it is not. A
 # folder routed to the same worker again is its new job's: an owed delete
-# never reaches it.
+# never reaches it. A delete the worker refuses is tried again (bounded),
+# and given up at once when no retry can help (its path now leads out of
+# the worker's folder: nothing outside is touched).
 set -eu -o pipefail
 . "$(dirname "$0")/fuse_lib.sh"
-fz_require python3
+fz_require python3 chattr
 fz_setup
 fz_worker w1
 fz_worker w2
+fz_worker w3
+# An immutable file would outlive the clean-up: it is made mutable first.
+cleanup() {
+	local st=$?
+	chattr -i "$FZ/w1/$S/r/seg-1.m4s" 2>/dev/null || true
+	(exit "$st")
+	fz_cleanup
+}
+trap cleanup EXIT
 S=Transcode/Sessions
 BOUND=15	# s: fuse's reconnect back-off is at most 5 s
 
@@ -154,6 +165,43 @@ sleep 2
 [ "$(cat "$FZ/mnt/$S/f/seg-new.m4s")" = new ] || fz_fail "f: the new job's file is not served"
 fz_owed "$S/f" w1 && fz_fail "f: still owed after the new route"
 fz_ok "routed to the same worker again: the owed delete never reaches the new job"
+
+# The worker refuses the delete (a file it cannot remove): tried again.
+session r w1
+chattr +i "$FZ/w1/$S/r/seg-1.m4s"
+down w1
+pms_delete r >/dev/null
+up w1
+for i in $(seq $((BOUND * 20))); do
+	grep -q "worker w1: deleting $S/r failed: Operation not permitted (attempt 1 of 10)" \
+	    "$FZ/fuse.log" && break
+	sleep 0.05
+done
+grep -q "worker w1: deleting $S/r failed: .*attempt 1 of 10" "$FZ/fuse.log" ||
+	fz_fail "r: no failed attempt logged"
+fz_owed "$S/r" w1 || fz_fail "r: no longer owed after a failed attempt"
+chattr -i "$FZ/w1/$S/r/seg-1.m4s"
+took=$(gone "$FZ/w1/$S/r" $BOUND) || fz_fail "r: not deleted by a later attempt"
+fz_owed "$S/r" w1 && fz_fail "r: still owed"
+fz_ok "a delete the worker refused is tried again: done $took after it could be"
+
+# No retry can help: the path leads out of the worker's folder now.
+session p w3
+down w3
+pms_delete p >/dev/null
+mv "$FZ/w3/Transcode" "$FZ/w3-moved"
+ln -s "$FZ/w3-moved" "$FZ/w3/Transcode"
+up w3
+for i in $(seq $((BOUND * 20))); do
+	grep -q "worker w3: giving up deleting $S/p: Invalid cross-device link (0 attempts)" \
+	    "$FZ/fuse.log" && break
+	sleep 0.05
+done
+grep -q "worker w3: giving up deleting $S/p: Invalid cross-device link" "$FZ/fuse.log" ||
+	fz_fail "p: not given up: $(grep "$S/p" "$FZ/fuse.log" | tail -n 2)"
+fz_owed "$S/p" w3 && fz_fail "p: still owed"
+[ -e "$FZ/w3-moved/Sessions/p/seg-1.m4s" ] || fz_fail "p: deleted through a symlink out of the worker's folder"
+fz_ok "a delete whose path leads out of the worker's folder is given up at once, nothing outside touched"
 
 # A worker that never got the WATCH (down) owes nothing.
 down w2
