@@ -131,6 +131,9 @@ void files_request(struct files_svc *s, const uint8_t *p, size_t n,
     struct cpx_buf *reply);
 void files_close_all(struct files_svc *s);
 
+/* files_rmtree.c */
+int files_rmtree(struct files_svc *s, const char *path);
+
 /* files_watch.c */
 int files_watch_add(struct files_svc *s, const char *path);
 int files_watch_push(struct files_svc *s, const char *path, uint32_t flags,

@@ -431,6 +431,8 @@ dispatch(struct files_svc *s, const struct cpx_freq *q, struct cpx_buf *out)
 		return files_watch_remove(s, q->path);
 	case CPX_FOP_PUSH:
 		return files_watch_push(s, q->path, q->flags, q->size);
+	case CPX_FOP_RMTREE:
+		return files_rmtree(s, q->path);
 	}
 	return -ENOSYS;
 }

@@ -282,9 +282,13 @@ int cpx_jobspec_decode(const char *json, size_t len, struct cpx_jobspec *js,
  * WATCH asked for them too) and pushes the contents of its files as they
  * are written: see CPX_MSG_FPUSH. UNWATCH ends both.
  *
+ * RMTREE removes a folder with everything below it (never following a
+ * symlink; never the root itself): a session folder PMS deleted while the
+ * worker could not be reached. An agent that predates it answers -EPROTO.
+ *
  * Changes from the first draft (both ends are in this tree): READDIR pages
  * with a cookie, PREAD and CPX_FEV_OVERFLOW were added; then PUSH, FPUSH,
- * and the file identity at the end of FEVENTs.
+ * and the file identity at the end of FEVENTs; then RMTREE.
  */
 #define CPX_PATH_MAX 4096
 #define CPX_FREAD_MAX (512 * 1024)
@@ -309,6 +313,7 @@ enum cpx_fop {
 	CPX_FOP_UNWATCH,
 	CPX_FOP_PREAD,
 	CPX_FOP_PUSH,
+	CPX_FOP_RMTREE,		/* the folder and everything below it */
 	CPX_FOP_MAX_
 };
 

@@ -31,6 +31,7 @@ static const char *const fop_names[] = {
 	[CPX_FOP_UNWATCH] = "unwatch",
 	[CPX_FOP_PREAD] = "pread",
 	[CPX_FOP_PUSH] = "push",
+	[CPX_FOP_RMTREE] = "rmtree",
 };
 
 const char *
@@ -111,6 +112,7 @@ static const unsigned fop_args[CPX_FOP_MAX_] = {
 	[CPX_FOP_UNWATCH] = ARG_PATH,
 	[CPX_FOP_PREAD] = ARG_PATH | ARG_OFFSET | ARG_SIZE32,
 	[CPX_FOP_PUSH] = ARG_PATH | ARG_SIZE64 | ARG_FLAGS,
+	[CPX_FOP_RMTREE] = ARG_PATH,
 };
 
 void

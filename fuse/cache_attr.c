@@ -36,10 +36,15 @@ cfs_cache_last_attr(struct cfs *fs, const char *path, struct cpx_attr *a)
 	return have;
 }
 
+/* Only what PMS may see is cached: a hidden kind is forgotten instead. */
 void
 cfs_cache_set_attr(struct cfs *fs, const char *path, const struct cpx_attr *a,
     uint64_t ttl_ms)
 {
+	if (!cfs_remote_shown(a->mode)) {
+		cfs_cache_forget(fs, path);
+		return;
+	}
 	pthread_mutex_lock(&fs->cache_lock);
 	cfs_cache__set_attr(fs, cfs_cache__rec(fs, path, 1), a, ttl_ms);
 	pthread_mutex_unlock(&fs->cache_lock);

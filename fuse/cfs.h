@@ -77,6 +77,19 @@ struct cfs_node {
 	struct cfs_node *next_ino, *next_name;
 };
 
+/*
+ * What PMS may see of a worker's folder: regular files and folders. A
+ * FIFO would block PMS's open for ever (its writer is on another host), a
+ * device node or socket means nothing here, and a symlink is followed by
+ * the worker's STAT (beneath its root) or not shown at all. Others are
+ * hidden: left out of listings, ENOENT on lookup.
+ */
+static inline int
+cfs_remote_shown(uint32_t mode)
+{
+	return S_ISREG(mode) || S_ISDIR(mode);
+}
+
 /* Two attributes describe the same contents (a file's version). */
 static inline int
 cfs_same_version(const struct cpx_attr *a, const struct cpx_attr *b)
@@ -118,6 +131,8 @@ struct cfs_route {
 	uid_t uid;		/* owner of the local folder: remote files */
 	gid_t gid;		/* are shown as theirs (PUID/PGID setups) */
 	int watched;		/* loop thread: the worker reports changes */
+	int watch_sent;		/* loop thread: a WATCH went out, which may
+				   have created the folder on the worker */
 	uint32_t push_lanes;	/* lanes whose agent pushes its share of the
 				   folder's files (PUSH acknowledged on the
 				   connection up now); under route_lock */
@@ -174,7 +189,7 @@ void cfs_routing_restore(struct cfs *fs);
 void cfs_routing_add(struct cfs *fs, struct cfs_route_spec *rs,
     cfs_route_cb cb, void *arg);
 int cfs_routing_del(struct cfs *fs, const char *dir);
-void cfs_routing_gone(struct cfs *fs, const char *dir);
+void cfs_routing_gone(struct cfs *fs, const char *dir, int owed);
 void cfs_routing_worker_up(struct cfs *fs, const char *worker);
 void cfs_routing_worker_down(struct cfs *fs, const char *worker,
     int status, const char *cause);
@@ -182,6 +197,37 @@ void cfs_routing_tick(struct cfs *fs);
 void cfs_routing_cancel(struct cfs *fs, void *arg);
 void cfs_routing_shutdown(struct cfs *fs);
 int cfs_routes_save(struct cfs *fs);
+
+/* pending.c (loop thread): deletes owed to workers that were unreachable. */
+
+struct cfs_pending {
+	uint64_t id;
+	char *dir;
+	struct cpx_endpoint ep;	/* the worker, as its route gave it */
+	int tree;		/* PMS deleted it: all of it goes; else only
+				   the folder, if empty (its job moved) */
+	int64_t since;		/* Unix seconds: owed since */
+	unsigned tries;		/* replays the worker answered with an error */
+	int inflight;
+	uint64_t next_at;	/* ms, loop clock: no replay before */
+	struct cfs_pending *next;
+};
+
+struct cJSON;
+
+void cfs_pending_add(struct cfs *fs, const char *dir,
+    const struct cpx_endpoint *ep, int tree, const char *why);
+int cfs_pending_drop(struct cfs *fs, const char *dir, const char *worker);
+struct cfs_pending *cfs_pending_find(struct cfs *fs, const char *dir,
+    const char *worker);
+int cfs_pending_on_worker(struct cfs *fs, const char *worker);
+void cfs_pending_tick(struct cfs *fs);
+void cfs_pending_to_json(struct cfs *fs, struct cJSON *obj);
+int cfs_pending_decode(const char *json, size_t len,
+    struct cfs_pending **list, char **cause);
+void cfs_pending_restore(struct cfs *fs, struct cfs_pending *list);
+void cfs_pending_free_list(struct cfs_pending *list);
+void cfs_pending_free(struct cfs *fs);
 
 /* worker.c (loop thread, except cfs_call_*): connections to workers. */
 
@@ -464,6 +510,8 @@ struct cfs_rop {		/* one request in flight to a worker */
 	mode_t mode;
 	struct cfs_dir *listing;
 	struct cfs_file *file;	/* a writer's open, listed ahead of its reply */
+	int hidden_checked;	/* rmdir: ENOTEMPTY looked into (remote_ns.c) */
+	cfs_call_done then;	/* rmdir: where its answer goes */
 };
 
 struct cfs_rop *cfs_rop_new(struct cfs *fs, fuse_req_t req, char *path,
@@ -550,6 +598,7 @@ struct cfs {
 
 	pthread_rwlock_t route_lock;
 	struct cfs_route *routes;
+	struct cfs_pending *pending;	/* loop thread: deletes owed */
 
 	pthread_mutex_t cache_lock;
 	void *cache;

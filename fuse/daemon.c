@@ -111,6 +111,7 @@ on_tick(uv_timer_t *t)
 
 	cfs_workers_tick(&fs->lanes[0]);
 	cfs_routing_tick(fs);
+	cfs_pending_tick(fs);
 	cfs_push_tick(fs);
 	cfs_backing_tick(fs, 0);
 	if (++fs->tick_count % SWEEP_TICKS == 0)
@@ -343,6 +344,7 @@ free_state(struct cfs *fs)
 	uv_run(&fs->loop, UV_RUN_DEFAULT);	/* handles still closing */
 	uv_loop_close(&fs->loop);
 	cfs_routes_free(fs);
+	cfs_pending_free(fs);
 	cfs_files_free(fs);
 	pthread_mutex_destroy(&fs->files_lock);
 	cfs_cache_free(fs);

@@ -110,6 +110,10 @@ cfs_event(struct cfs *fs, struct cfs_worker *w, const uint8_t *p, size_t n)
 	/* Only a route of this very worker may be changed by its events. */
 	if (!cfs_route_match(fs, path, &m) || strcmp(m.worker, w->name) != 0)
 		goto out;
+	/* A name that now is a kind PMS may not see is gone, for PMS. */
+	if ((kind == CPX_FEV_CREATED || kind == CPX_FEV_COMPLETE) &&
+	    !cfs_remote_shown(a.mode))
+		kind = CPX_FEV_REMOVED;
 	switch (kind) {
 	case CPX_FEV_CREATED:
 		cfs_cache_set_attr(fs, path, &a, 0);	/* still being written */

@@ -89,6 +89,10 @@ cfs_remote_reply_attr(struct cfs *fs, fuse_req_t req, fuse_ino_t ino,
 {
 	struct stat st;
 
+	if (!cfs_remote_shown(a->mode)) {
+		fuse_reply_err(req, ENOENT);	/* replaced by a hidden kind */
+		return;
+	}
 	cfs_remote_fill_stat(a, ino, m->uid, m->gid, &st);
 	fuse_reply_attr(req, &st, kernel_timeout(fs, m, path));
 }
@@ -102,6 +106,10 @@ cfs_remote_reply_entry(struct cfs_rop *op, const struct cpx_attr *a,
 	struct fuse_entry_param e;
 	int error;
 
+	if (!cfs_remote_shown(a->mode)) {
+		fuse_reply_err(op->req, ENOENT);
+		return -ENOENT;
+	}
 	memset(&e, 0, sizeof e);
 	e.ino = cfs_node_learn(fs, op->parent, op->name, 1);
 	if (e.ino == 0) {
@@ -148,6 +156,8 @@ on_lookup(struct cfs *fs, struct cfs_call *c, int status, struct cpx_reader *r)
 		cpx_attr_get(r, &a);
 		status = r->err ? -EIO : 0;
 	}
+	if (status == 0 && !cfs_remote_shown(a.mode))
+		status = -ENOENT;	/* hidden: as if not there */
 	if (status == 0) {
 		cfs_cache_set_attr(fs, op->path, &a,
 		    (uint64_t)cfs_remote_ttl_ms(&a, op->m.watched));

@@ -95,6 +95,10 @@ take_page(struct cfs_rop *op, struct cpx_reader *r, uint64_t *next)
 			free(name);
 			return -EIO;
 		}
+		if (!cfs_remote_shown(a.mode)) {
+			free(name);	/* hidden: a FIFO, a device, a symlink */
+			continue;
+		}
 		if (op->listing->n >= LISTING_MAX) {
 			free(name);
 			return -EFBIG;

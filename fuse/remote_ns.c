@@ -45,6 +45,72 @@ cfs_remote_mkdir(struct cfs *fs, fuse_req_t req, fuse_ino_t parent,
 	cfs_rop_call(op, &q, on_mkdir);
 }
 
+/*
+ * PMS removed every name it sees, and the worker says the folder is not
+ * empty: what is left may be only names fuse hides (a FIFO, a device
+ * node, a symlink). Those must not keep PMS from deleting its session, so
+ * the folder then goes whole (RMTREE). Anything PMS can see left there
+ * keeps the ENOTEMPTY.
+ */
+static int
+only_hidden(struct cpx_reader *r)
+{
+	uint32_t i, count = cpx_rd_u32(r);
+	struct cpx_attr a;
+	uint64_t next;
+	char *name;
+	int shown = 0;
+
+	for (i = 0; i < count && !r->err && !shown; i++) {
+		name = cpx_rd_cstr(r, 255);
+		cpx_attr_get(r, &a);
+		shown = cfs_remote_shown(a.mode);
+		free(name);
+	}
+	if (shown || r->err)
+		return 0;
+	next = cpx_rd_u64(r);
+	/* More than one page of leftovers is not a session's debris. */
+	return !r->err && next == 0;
+}
+
+static void
+on_hidden_removed(struct cfs *fs, struct cfs_call *c, int status,
+    struct cpx_reader *r)
+{
+	struct cfs_rop *op = c->arg;
+
+	op->then(fs, c, status == 0 ? 0 : -ENOTEMPTY, NULL);
+}
+
+static void
+on_leftovers(struct cfs *fs, struct cfs_call *c, int status,
+    struct cpx_reader *r)
+{
+	struct cfs_rop *op = c->arg;
+	struct cpx_freq q = { .op = CPX_FOP_RMTREE, .path = op->path };
+
+	if (status == 0 && only_hidden(r)) {
+		cfs_rop_call(op, &q, on_hidden_removed);
+		return;
+	}
+	op->then(fs, c, -ENOTEMPTY, NULL);
+}
+
+/* 1 when the ENOTEMPTY is looked into first: `then` gets the answer. */
+static int
+check_hidden(struct cfs_rop *op, int status, cfs_call_done then)
+{
+	struct cpx_freq q = { .op = CPX_FOP_READDIR, .path = op->path };
+
+	if (status != -ENOTEMPTY || op->hidden_checked)
+		return 0;
+	op->hidden_checked = 1;
+	op->then = then;
+	cfs_rop_call(op, &q, on_leftovers);
+	return 1;
+}
+
 /* Combines the worker's answer with the local one. */
 static int
 merge(int remote, int local)
@@ -62,8 +128,12 @@ static void
 on_remove(struct cfs *fs, struct cfs_call *c, int status, struct cpx_reader *r)
 {
 	struct cfs_rop *op = c->arg;
-	int local = cfs_local_remove(fs, op->path, op->dir);
-	int error = merge(status, local);
+	int local, error;
+
+	if (op->dir && check_hidden(op, status, on_remove))
+		return;
+	local = cfs_local_remove(fs, op->path, op->dir);
+	error = merge(status, local);
 
 	if (error == 0) {
 		cfs_node_removed(fs, op->parent, op->name);
@@ -93,7 +163,8 @@ cfs_remote_remove(struct cfs *fs, fuse_req_t req, fuse_ino_t parent,
 /*
  * PMS deletes the session folder when the session ends: the worker's
  * copy goes too, and so does the route. A worker that cannot be reached
- * does not keep PMS from deleting its own folder.
+ * does not keep PMS from deleting its own folder: the worker's copy is
+ * then deleted once it is reachable again (pending.c).
  */
 static void
 on_rmdir_route(struct cfs *fs, struct cfs_call *c, int status,
@@ -102,18 +173,17 @@ on_rmdir_route(struct cfs *fs, struct cfs_call *c, int status,
 	struct cfs_rop *op = c->arg;
 	int local;
 
+	if (check_hidden(op, status, on_rmdir_route))
+		return;
 	if (status != 0 && status != -ENOENT && status != -EIO) {
 		fuse_reply_err(op->req, -status);
 		cfs_rop_free(op);
 		return;
 	}
-	if (status == -EIO)
-		cpx_warn("route %s: worker %s unreachable, its copy stays",
-		    op->path, op->m.worker);
 	local = cfs_local_remove(fs, op->path, 1);
 	if (local == 0 || (local == -ENOENT && status == 0)) {
 		cfs_node_removed(fs, op->parent, op->name);
-		cfs_routing_gone(fs, op->path);
+		cfs_routing_gone(fs, op->path, status == -EIO);
 		local = 0;
 	}
 	fuse_reply_err(op->req, -local);

@@ -149,6 +149,8 @@ on_open_stat(struct cfs *fs, struct cfs_call *c, int status,
 		cpx_attr_get(r, &a);
 		status = r->err ? -EIO : 0;
 	}
+	if (status == 0 && !S_ISREG(a.mode))
+		status = S_ISDIR(a.mode) ? -EISDIR : -ENOENT;
 	if (status == 0) {
 		cfs_cache_set_attr(fs, op->path, &a,
 		    (uint64_t)cfs_remote_ttl_ms(&a, op->m.watched));

@@ -95,7 +95,10 @@ cfs_route_spec_parse(const uint8_t *p, size_t n, int del,
 	return error;
 }
 
-/* The persisted table: {"routes": [ROUTE_ADD bodies]}. */
+/*
+ * The persisted table: {"routes": [ROUTE_ADD bodies], "deletes": [...]}
+ * (the deletes owed to workers: pending.c).
+ */
 int
 cfs_routes_decode(const char *json, size_t len, struct cfs_route_spec **specs,
     size_t *n, char **cause)
@@ -148,6 +151,7 @@ cfs_routes_encode(struct cfs *fs)
 	}
 	pthread_rwlock_unlock(&fs->route_lock);
 	cJSON_AddItemToObject(obj, "routes", arr);
+	cfs_pending_to_json(fs, obj);
 	s = cJSON_Print(obj);
 	cJSON_Delete(obj);
 	if (s == NULL)

@@ -86,6 +86,42 @@ retire(struct cfs *fs, struct cfs_route *r, const char *why)
 }
 
 static void
+ignore_reply(struct cfs *fs, struct cfs_call *c, int status,
+    struct cpx_reader *r)
+{
+}
+
+/* The worker stops reporting on the folder (if it is up to hear it). */
+static void
+unwatch(struct cfs *fs, const char *worker, const char *dir)
+{
+	struct cfs_call *c;
+	struct cpx_freq q = { .op = CPX_FOP_UNWATCH, .path = dir };
+
+	if (!cfs_worker_ready(fs, worker))
+		return;
+	c = cfs_call_new(worker, ignore_reply, NULL);
+	cpx_freq_put(&c->req, &q);
+	cfs_call_submit(fs, c);
+	cfs_push_unwatch(fs, worker, dir);
+}
+
+/*
+ * The route ends without PMS deleting the folder (withdrawn, removed, or
+ * moved to another worker): the folder the worker's WATCH created there
+ * would stay for ever. It goes if it is empty, now or once the worker is
+ * reachable again. A worker that never got the WATCH (unreachable, or one
+ * we do not trust) has no such folder, and is not called again for it.
+ */
+static void
+leave(struct cfs *fs, const struct cfs_route *r, const char *why)
+{
+	unwatch(fs, r->ep.name, r->dir);
+	if (r->watch_sent)
+		cfs_pending_add(fs, r->dir, &r->ep, 0, why);
+}
+
+static void
 withdraw(struct cfs *fs, struct cfs_route *r, int status, const char *code,
     const char *message)
 {
@@ -93,6 +129,7 @@ withdraw(struct cfs *fs, struct cfs_route *r, int status, const char *code,
 
 	cpx_warn("route %s withdrawn: %s", dir, message);
 	answer(fs, r, status, code, message);
+	leave(fs, r, "route withdrawn");
 	cfs_route_free(cfs_route_unlink(fs, dir));
 	cfs_routes_save(fs);
 	invalidate(fs, dir);
@@ -142,6 +179,7 @@ send_watch(struct cfs *fs, struct cfs_route *r)
 	    cpx_xstrdup(r->dir));
 	struct cpx_freq q = { .op = CPX_FOP_WATCH, .path = r->dir };
 
+	r->watch_sent = 1;
 	cpx_freq_put(&c->req, &q);
 	cfs_call_submit(fs, c);
 	cfs_push_request(fs, r->ep.name, r->dir, 0);
@@ -172,6 +210,16 @@ activate(struct cfs *fs, struct cfs_route *r)
 		cfs_worker_kick(fs, w);
 }
 
+/* A retry moved the job; on another worker, the first one's folder goes. */
+static void
+replaced(struct cfs *fs, struct cfs_route *r, struct cfs_route *old)
+{
+	cpx_info("route %s: job %s replaces job %s", r->dir, r->job, old->job);
+	if (strcmp(old->ep.name, r->ep.name) != 0)
+		leave(fs, old, "its job moved to another worker");
+	retire(fs, old, "replaced by a newer route");
+}
+
 /* ROUTE_ADD: cb runs once, with 0 when the worker watches the folder. */
 void
 cfs_routing_add(struct cfs *fs, struct cfs_route_spec *rs, cfs_route_cb cb,
@@ -186,11 +234,14 @@ cfs_routing_add(struct cfs *fs, struct cfs_route_spec *rs, cfs_route_cb cb,
 		    "the folder is inside or around another route", arg);
 		return;
 	}
-	if (old != NULL) {
-		cpx_info("route %s: job %s replaces job %s", r->dir, r->job,
-		    old->job);
-		retire(fs, old, "replaced by a newer route");
-	}
+	/*
+	 * A delete still owed to this worker for the folder must not reach
+	 * its new job. One in flight goes out before the WATCH below (one
+	 * connection, answered in order), so it cannot hit the new job either.
+	 */
+	cfs_pending_drop(fs, r->dir, r->ep.name);
+	if (old != NULL)
+		replaced(fs, r, old);
 	w = cpx_xcalloc(1, sizeof *w);
 	w->cb = cb;
 	w->arg = arg;
@@ -202,28 +253,18 @@ cfs_routing_add(struct cfs *fs, struct cfs_route_spec *rs, cfs_route_cb cb,
 	activate(fs, r);
 }
 
-static void
-ignore_reply(struct cfs *fs, struct cfs_call *c, int status,
-    struct cpx_reader *r)
-{
-}
-
-/* ROUTE_DEL: the folder is local again. Nothing is deleted anywhere. */
+/*
+ * ROUTE_DEL: the folder is local again. Nothing of PMS's is deleted; the
+ * worker's copy goes only if empty (the job never ran there).
+ */
 int
 cfs_routing_del(struct cfs *fs, const char *dir)
 {
 	struct cfs_route *r = cfs_route_unlink(fs, dir);
-	struct cfs_call *c;
-	struct cpx_freq q = { .op = CPX_FOP_UNWATCH, .path = dir };
 
 	if (r == NULL)
 		return -ENOENT;
-	if (cfs_worker_ready(fs, r->ep.name)) {
-		c = cfs_call_new(r->ep.name, ignore_reply, NULL);
-		cpx_freq_put(&c->req, &q);
-		cfs_call_submit(fs, c);
-		cfs_push_unwatch(fs, r->ep.name, dir);
-	}
+	leave(fs, r, "route removed");
 	cpx_info("route %s (job %s) removed", r->dir, r->job);
 	retire(fs, r, "route removed");
 	cfs_routes_save(fs);
@@ -231,15 +272,22 @@ cfs_routing_del(struct cfs *fs, const char *dir)
 	return 0;
 }
 
-/* PMS deleted the routed folder (through the mount): the route ends with it. */
+/*
+ * PMS deleted the routed folder (through the mount): the route ends with
+ * it. When the worker could not be reached (owed), its copy is deleted
+ * once it can be.
+ */
 void
-cfs_routing_gone(struct cfs *fs, const char *dir)
+cfs_routing_gone(struct cfs *fs, const char *dir, int owed)
 {
 	struct cfs_route *r = cfs_route_unlink(fs, dir);
 
 	if (r == NULL)
 		return;
 	cpx_info("route %s (job %s) ended: folder deleted", r->dir, r->job);
+	if (owed)
+		cfs_pending_add(fs, r->dir, &r->ep, 1,
+		    "unreachable when PMS deleted the folder");
 	retire(fs, r, "folder deleted");
 	cfs_routes_save(fs);
 	cfs_cache_forget_under(fs, dir);
@@ -347,7 +395,10 @@ restore_one(struct cfs *fs, struct cfs_route_spec *rs, int *changed)
 	struct stat st;
 
 	if (cfs_local_stat(fs, rs->dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		/* PMS deleted it while we were down: the worker's copy goes. */
 		cpx_info("route %s dropped: the folder is gone", rs->dir);
+		cfs_pending_add(fs, rs->dir, &rs->ep, 1,
+		    "PMS deleted the folder while fuse was down");
 		*changed = 1;
 		return;
 	}
@@ -360,7 +411,26 @@ restore_one(struct cfs *fs, struct cfs_route_spec *rs, int *changed)
 	activate(fs, r);
 }
 
-/* Start-up: the routes of jobs that ran before a restart keep working. */
+/* The deletes owed to workers when the last run ended. */
+static void
+restore_deletes(struct cfs *fs, const char *path, const char *json,
+    size_t len, int *changed)
+{
+	struct cfs_pending *list = NULL;
+	char *cause = NULL;
+
+	if (cfs_pending_decode(json, len, &list, &cause) != 0) {
+		cpx_warn("ignoring the owed deletes in %s: %s", path, cause);
+		*changed = 1;
+	}
+	cfs_pending_restore(fs, list);
+	free(cause);
+}
+
+/*
+ * Start-up: the routes of jobs that ran before a restart keep working, and
+ * deletes owed to workers are still replayed.
+ */
 void
 cfs_routing_restore(struct cfs *fs)
 {
@@ -375,6 +445,7 @@ cfs_routing_restore(struct cfs *fs)
 		cpx_warn("ignoring %s: %s", path, cause);
 		changed = 1;
 	}
+	restore_deletes(fs, path, json, len, &changed);
 	for (i = 0; i < n; i++) {
 		restore_one(fs, &specs[i], &changed);
 		cfs_route_spec_free(&specs[i]);

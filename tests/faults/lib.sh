@@ -16,10 +16,8 @@ F_T0=0
 # Checks that fail because of a defect reported to another part's owner:
 # "scenario/invariant" words, recorded XFAIL instead of FAIL; one that
 # passes is recorded XPASS (take it off the list). docs/RELIABILITY.md,
-# "Known defects", says what each is. CPX_FAULTS_XFAIL= makes them fail.
-#   fuse: a session folder PMS deletes while its worker is unreachable,
-#   or routed to a worker before its job moved to another, stays there.
-F_XFAIL=${CPX_FAULTS_XFAIL-sshd-killed/sessions sshd-down/sessions namespace-killed/sessions link-cut/sessions disk-full/sessions final/sessions}
+# "Known defects", says what each is. None is known now.
+F_XFAIL=${CPX_FAULTS_XFAIL-}
 declare -A JOB_SESSION JOB_BG JOB_PMS
 
 f_log() { echo "[$(date +%T.%3N)] $*"; }

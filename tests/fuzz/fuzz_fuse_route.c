@@ -1,9 +1,10 @@
 /*
  * fuzz_fuse_route.c — route control messages (ROUTE_ADD, ROUTE_DEL) and
- * the persisted route table, from hostile bytes.
+ * the persisted route table (routes and owed deletes), from hostile bytes.
  *
  * What parses must be safe to route: a clean relative folder and a full
- * worker endpoint. A parsed route, saved and read back, is the same route.
+ * worker endpoint. A parsed route, saved and read back, is the same route;
+ * so are the owed deletes, and never the transcode root.
  */
 
 #include <stdlib.h>
@@ -59,9 +60,41 @@ roundtrip(const struct cfs_route_spec *rs)
 	pthread_rwlock_destroy(&fs.route_lock);
 }
 
+/* Owed deletes: clean folders, named workers; saved and loaded, the same. */
+static void
+check_deletes(struct cfs_pending *list)
+{
+	struct cfs fs;
+	struct cfs_pending *p, *back = NULL, *q;
+	char *json, *cause = NULL;
+
+	for (p = list; p != NULL; p = p->next)
+		if (!cpx_path_clean_relative(p->dir) || *p->dir == '\0' ||
+		    p->ep.name == NULL || *p->ep.name == '\0')
+			abort();
+	memset(&fs, 0, sizeof fs);
+	pthread_rwlock_init(&fs.route_lock, NULL);
+	cfs_pending_restore(&fs, list);
+	json = cfs_routes_encode(&fs);
+	if (cfs_pending_decode(json, strlen(json), &back, &cause) != 0)
+		abort();
+	for (p = fs.pending, q = back; p != NULL || q != NULL;
+	    p = p->next, q = q->next)
+		if (p == NULL || q == NULL || strcmp(p->dir, q->dir) != 0 ||
+		    strcmp(p->ep.name, q->ep.name) != 0 || p->tree != q->tree ||
+		    p->tries != q->tries || p->since != q->since)
+			abort();
+	cfs_pending_free_list(back);
+	free(json);
+	free(cause);
+	cfs_pending_free(&fs);
+	pthread_rwlock_destroy(&fs.route_lock);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct cfs_pending *list = NULL;
 	struct cfs_route_spec rs, *specs = NULL;
 	char *cause = NULL;
 	size_t n = 0, i;
@@ -86,6 +119,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < n; i++)
 		cfs_route_spec_free(&specs[i]);
 	free(specs);
+	free(cause);
+	cause = NULL;
+	if (cfs_pending_decode((const char *)data, size, &list, &cause) == 0)
+		check_deletes(list);
+	else if (cause == NULL || list != NULL)
+		abort();
 	free(cause);
 	return 0;
 }

@@ -207,6 +207,26 @@ if kind != w.MSG["ROUTE_OK"]:
 EOF
 }
 
+# fz_routed DIR: 0 when fuse-routes.json keeps a route of DIR.
+fz_routed() {
+	python3 - "$FZ/run/fuse-routes.json" "$1" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))
+sys.exit(0 if any(r["dir"] == sys.argv[2] for r in t["routes"]) else 1)
+EOF
+}
+
+# fz_owed DIR WORKER: 0 when fuse-routes.json keeps a delete of DIR owed to
+# WORKER.
+fz_owed() {
+	python3 - "$FZ/run/fuse-routes.json" "$1" "$2" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))
+sys.exit(0 if any(d["dir"] == sys.argv[2] and d["worker"]["name"] == sys.argv[3]
+                  for d in t.get("deletes", [])) else 1)
+EOF
+}
+
 # fz_sshd NAME: a throwaway sshd on 127.0.0.1 whose forced command is the
 # worker's agent (key-only, pinned host key); sshfs gets a second key that
 # runs sftp-server instead.

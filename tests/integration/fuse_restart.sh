@@ -36,8 +36,7 @@ for i in $(seq 40); do
 done
 [ "$(cat "$FZ/mnt/$S/a/chunk-2")" = two ] || fz_fail "new segment not seen after a restart"
 [ "$(cat "$FZ/mnt/$S/b/chunk-1")" = bee ] || fz_fail "route b lost over a restart"
-grep -q '"Transcode/Sessions/gone"' "$FZ/run/fuse-routes.json" &&
-	fz_fail "a route whose folder is gone was kept"
+fz_routed "$S/gone" && fz_fail "a route whose folder is gone was kept"
 fz_ok "SIGTERM and restart: routes restored, the gone folder's route dropped"
 
 # A crash: the stale mount is cleared and the routes come back.
@@ -64,8 +63,7 @@ touch "$FZ/workers/w2.down"
 cat "$FZ"/workers/w2.*.pid | xargs kill -KILL
 mkdir -p "$FZ/mnt/$S/c"
 fz_route "$S/c" job-c w2 error
-grep -q '"Transcode/Sessions/c"' "$FZ/run/fuse-routes.json" &&
-	fz_fail "a refused route was persisted"
+fz_routed "$S/c" && fz_fail "a refused route was persisted"
 # Nested routes are refused, a route again for the same folder replaces it.
 fz_route "$S/a/inner" job-x w1 error
 fz_route "$S" job-x w1 error

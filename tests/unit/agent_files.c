@@ -457,6 +457,83 @@ test_watch(void **state)
 	free(fin);
 }
 
+/* mkdir -p of a path below the root. */
+static void
+make_dirs(struct fixture *fx, const char *rel)
+{
+	char *p = in_root(fx, rel), *slash;
+
+	for (slash = p + strlen(fx->root) + 1; (slash = strchr(slash, '/'));
+	    slash++) {
+		*slash = '\0';
+		mkdir(p, 0755);
+		*slash = '/';
+	}
+	mkdir(p, 0755);
+	free(p);
+}
+
+/*
+ * RMTREE takes a session folder with everything in it (files, a FIFO,
+ * subfolders, symlinks out, which it removes without following), and
+ * nothing else: not the root, not through a symlink, not a tree too deep.
+ */
+static void
+test_rmtree(void **state)
+{
+	struct fixture *fx = *state;
+	char *p, *deep, *out = cpx_xprintf("%s/outside", fx->top);
+	struct stat st;
+	int i;
+
+	make_dirs(fx, "s/sub/deeper");
+	p = in_root(fx, "s/seg-1.m4s");
+	put(p, "x");
+	free(p);
+	p = in_root(fx, "s/sub/deeper/f");
+	put(p, "y");
+	free(p);
+	p = in_root(fx, "s/fifo");
+	assert_int_equal(mkfifo(p, 0644), 0);
+	free(p);
+	p = in_root(fx, "s/out");
+	assert_int_equal(symlink(out, p), 0);
+	free(p);
+	p = in_root(fx, "s/sub/secret");
+	assert_int_equal(symlink("../../../outside/secret", p), 0);
+	free(p);
+	assert_int_equal(simple(fx, CPX_FOP_RMTREE, "s"), 0);
+	p = in_root(fx, "s");
+	assert_int_not_equal(lstat(p, &st), 0);
+	free(p);
+	p = cpx_xprintf("%s/secret", out);
+	assert_int_equal(stat(p, &st), 0);	/* the symlinks' target stays */
+	free(p);
+	assert_int_equal(simple(fx, CPX_FOP_RMTREE, "s"), 0);	/* idempotent */
+	/* Not the root; not through a symlink out; the link itself may go. */
+	assert_int_equal(simple(fx, CPX_FOP_RMTREE, ""), -EINVAL);
+	assert_int_equal(simple(fx, CPX_FOP_RMTREE, "../outside"), -EPROTO);
+	p = in_root(fx, "up");
+	assert_int_equal(symlink("../outside", p), 0);
+	free(p);
+	assert_int_equal(simple(fx, CPX_FOP_RMTREE, "up/secret"), -EXDEV);
+	assert_int_equal(simple(fx, CPX_FOP_RMTREE, "up"), 0);
+	p = cpx_xprintf("%s/secret", out);
+	assert_int_equal(stat(p, &st), 0);
+	free(p);
+	/* A tree deeper than any session folder is refused, not walked. */
+	deep = cpx_xstrdup("t");
+	for (i = 0; i < 20; i++) {
+		p = cpx_xprintf("%s/d", deep);
+		free(deep);
+		deep = p;
+	}
+	make_dirs(fx, deep);
+	free(deep);
+	assert_int_equal(simple(fx, CPX_FOP_RMTREE, "t"), -ELOOP);
+	free(out);
+}
+
 static void
 test_malformed(void **state)
 {
@@ -487,6 +564,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_readdir_pages, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rmtree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	};
 
