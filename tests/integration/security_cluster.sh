@@ -11,7 +11,7 @@
 #     another worker; a token holder who registers a rogue sshd gets none;
 #   - a hostile worker cannot lead PMS outside the session folder (symlinks
 #     to the PMS host's files, device nodes, a huge sparse file) nor hang
-#     it (a FIFO: a known fuse defect, XFAIL);
+#     it (a FIFO named like a segment is not shown, so no open() waits);
 #   - only PMS's user reaches the pool's and fuse's sockets;
 #   - neither token is in any log or any process's command line.
 set -eu -o pipefail
