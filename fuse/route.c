@@ -137,7 +137,6 @@ cfs_routes_encode(struct cfs *fs)
 {
 	cJSON *obj = cJSON_CreateObject(), *arr = cJSON_CreateArray(), *r, *w;
 	struct cfs_route *rt;
-	char *s, *out;
 
 	pthread_rwlock_rdlock(&fs->route_lock);
 	for (rt = fs->routes; rt != NULL; rt = rt->next) {
@@ -152,13 +151,7 @@ cfs_routes_encode(struct cfs *fs)
 	pthread_rwlock_unlock(&fs->route_lock);
 	cJSON_AddItemToObject(obj, "routes", arr);
 	cfs_pending_to_json(fs, obj);
-	s = cJSON_Print(obj);
-	cJSON_Delete(obj);
-	if (s == NULL)
-		cpx_fatal("out of memory");
-	out = cpx_xstrdup(s);
-	cJSON_free(s);
-	return out;
+	return cpx_json_take(obj, 1);
 }
 
 /* Is `path` the folder `dir` or below it? */

@@ -65,8 +65,10 @@ def is_transcoder(pid):
     """The stand-in (python running plex-transcoder) or its ffmpeg."""
     if os.path.basename(exe(pid)) in ("ffmpeg", "exec-standin"):
         return True
+    # The stand-in runs as itself or through the name PMS uses.
     argv = cmdline(pid)
-    return len(argv) > 1 and argv[1].endswith("/plex-transcoder")
+    return len(argv) > 1 and os.path.basename(argv[1]) in (
+        "plex-transcoder", "Plex Transcoder")
 
 
 def alive(pid):
