@@ -105,11 +105,11 @@ def sides():
     for pid, (ppid, _, _) in ps.items():
         kids.setdefault(ppid, []).append(pid)
     def tree(pid):
-        out, todo = [], [pid]
-        while todo:
-            p = todo.pop()
+        out, unvisited = [], [pid]
+        while unvisited:
+            p = unvisited.pop()
             out.append(p)
-            todo += kids.get(p, [])
+            unvisited += kids.get(p, [])
         return out
     ours, theirs = [fuse_pid], tree(sshfs_pid)
     for sess in kids.get(sshd_pid, []):

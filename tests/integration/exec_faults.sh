@@ -18,10 +18,10 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # The sshd processes serving connections: every sshd below the listener
 # (the privsep monitor and the child that carries the channels).
 session_sshds() {
-	local todo=("$SSHD_PID") p
-	while [ ${#todo[@]} -gt 0 ]; do
-		p=${todo[0]}
-		todo=("${todo[@]:1}" $(ps -o pid= --ppid "$p"))
+	local unvisited=("$SSHD_PID") p
+	while [ ${#unvisited[@]} -gt 0 ]; do
+		p=${unvisited[0]}
+		unvisited=("${unvisited[@]:1}" $(ps -o pid= --ppid "$p"))
 		[ "$p" != "$SSHD_PID" ] &&
 			[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = /usr/sbin/sshd ] &&
 			echo "$p"

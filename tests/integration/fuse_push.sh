@@ -47,7 +47,7 @@ import errno, hashlib, os, queue, random, sys, threading, time
 wrk, mnt = sys.argv[1:]
 rng = random.Random(7)
 B = 128 * 1024
-todo = queue.Queue()
+ready = queue.Queue()
 def content(tag, size):
     seed = hashlib.sha256(tag.encode()).digest()
     return (seed * (size // 32 + 1))[:size]
@@ -87,7 +87,7 @@ def writer():
             old = content(name + "/old", size)
             with open(os.path.join(wrk, name), "wb") as f:
                 f.write(old)
-            todo.put((name, old, None, time.time()))
+            ready.put((name, old, None, time.time()))
             time.sleep(0.05)
             with open(os.path.join(wrk, name + ".tmp"), "wb") as f:
                 f.write(new)
@@ -96,14 +96,14 @@ def writer():
             old = content(name + "/old", size + 17)
             with open(os.path.join(wrk, name), "wb") as f:
                 f.write(old)
-            todo.put((name, old, None, time.time()))
+            ready.put((name, old, None, time.time()))
             time.sleep(0.05)
             fd = os.open(os.path.join(wrk, name), os.O_WRONLY | os.O_TRUNC)
             write_pieces(fd, new, 32768)
             os.close(fd)
-        todo.put((name, new, old, time.time()))
+        ready.put((name, new, old, time.time()))
         time.sleep(0.01)
-    todo.put(None)
+    ready.put(None)
 bad = []
 def read(path):
     # Not there yet, or replaced while this read ran (ESTALE, as on NFS):
@@ -119,7 +119,7 @@ def read(path):
         raise
 def reader():
     while True:
-        item = todo.get()
+        item = ready.get()
         if item is None:
             return
         name, want, old, t0 = item
