@@ -313,10 +313,14 @@ for f in "$FZ"/workers/w1.*.pid; do
 	[ "$h" -gt "$agent_hwm" ] && agent_hwm=$h
 done
 # 24 sessions x 10 segments of ~1.3 MiB went through; the cache holds 16
-# MiB. (A sanitizer build keeps freed memory in quarantine: no bound then.)
+# MiB. An agent stops reading requests once 16 MiB of replies wait to be
+# written (FILES_PAUSE_BYTES), so its peak is its ~12 MiB plus up to that
+# much queued output: 48 MiB, whatever the amount of data (one run in
+# five reached 37 MiB when fuse's reads came in a burst).
+# (A sanitizer build keeps freed memory in quarantine: no bound then.)
 if ! grep -qa __asan_init "$FZ_FUSE"; then
 	[ "$fuse_hwm" -lt $((96 * 1024)) ] || fz_fail "fuse peaked at $fuse_hwm KiB"
-	[ "$agent_hwm" -lt $((32 * 1024)) ] ||
+	[ "$agent_hwm" -lt $((48 * 1024)) ] ||
 	    fz_fail "an agent peaked at $agent_hwm KiB"
 fi
 fz_ok "24 sessions at once: ~330 MB through, fuse peak RSS $((fuse_hwm / 1024)) MiB, agent $((agent_hwm / 1024)) MiB"
