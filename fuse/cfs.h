@@ -177,7 +177,7 @@ void cfs_route_set(struct cfs *fs, struct cfs_route *r, uid_t uid, gid_t gid,
 void cfs_route_set_push(struct cfs *fs, const char *dir, const char *worker,
     int lane, int on);
 void cfs_routes_push_off(struct cfs *fs, const char *worker, int lane);
-char **cfs_routes_of_worker(struct cfs *fs, const char *worker, size_t *n);
+char **cfs_routes_watched_on(struct cfs *fs, const char *worker, size_t *n);
 void cfs_routes_free(struct cfs *fs);
 
 /* routing.c (loop thread): routes in action — watch, persist, answer. */

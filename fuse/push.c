@@ -375,7 +375,7 @@ void
 cfs_push_lane_up(struct cfs *fs, struct cfs_worker *w)
 {
 	size_t i, n;
-	char **dirs = cfs_routes_of_worker(fs, w->name, &n);
+	char **dirs = cfs_routes_watched_on(fs, w->name, &n);
 
 	for (i = 0; i < n; i++) {
 		cfs_push_request(fs, w->name, dirs[i], w->lane->index);

@@ -364,9 +364,14 @@ cfs_routes_push_off(struct cfs *fs, const char *worker, int lane)
 	pthread_rwlock_unlock(&fs->route_lock);
 }
 
-/* Any thread: the folders routed to the worker (copies; caller frees all). */
+/*
+ * Any thread: the folders the worker watches for us (copies; caller frees
+ * all). A route not watched yet is left out: a PUSH creates the folder on
+ * the worker as a WATCH does, and a route withdrawn before its WATCH went
+ * out owes that worker nothing, so it must not get one either.
+ */
 char **
-cfs_routes_of_worker(struct cfs *fs, const char *worker, size_t *n)
+cfs_routes_watched_on(struct cfs *fs, const char *worker, size_t *n)
 {
 	struct cfs_route *r;
 	char **dirs = NULL;
@@ -374,7 +379,7 @@ cfs_routes_of_worker(struct cfs *fs, const char *worker, size_t *n)
 	*n = 0;
 	pthread_rwlock_rdlock(&fs->route_lock);
 	for (r = fs->routes; r != NULL; r = r->next) {
-		if (strcmp(r->ep.name, worker) != 0)
+		if (strcmp(r->ep.name, worker) != 0 || !r->watched)
 			continue;
 		dirs = cpx_xrealloc(dirs, (*n + 1) * sizeof *dirs);
 		dirs[(*n)++] = cpx_xstrdup(r->dir);

@@ -130,6 +130,31 @@ test_match(void **state)
 	free(fs);
 }
 
+/* A lane that comes up pushes only for folders the worker watches already. */
+static void
+test_watched_on(void **state)
+{
+	struct cfs *fs = new_fs();
+	struct cfs_route *a, *old;
+	char **dirs;
+	size_t n;
+
+	a = add(fs, "T/S/a", "j1", "w1", &old);
+	assert_non_null(add(fs, "T/S/b", "j2", "w1", &old));
+	assert_non_null(add(fs, "T/S/c", "j3", "w2", &old));
+	dirs = cfs_routes_watched_on(fs, "w1", &n);
+	assert_int_equal(n, 0);
+	free(dirs);
+	cfs_route_set(fs, a, 0, 0, 1);
+	dirs = cfs_routes_watched_on(fs, "w1", &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(dirs[0], "T/S/a");
+	free(dirs[0]);
+	free(dirs);
+	cfs_routes_free(fs);
+	free(fs);
+}
+
 static void
 test_nesting_and_replace(void **state)
 {
@@ -192,6 +217,7 @@ main(void)
 		cmocka_unit_test(test_add_valid),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_watched_on),
 		cmocka_unit_test(test_nesting_and_replace),
 		cmocka_unit_test(test_persist_roundtrip),
 	};
