@@ -70,7 +70,8 @@ agent_cpu_percent(const struct agent_cpu_sample *prev,
 
 	if (cur->total <= prev->total || cur->busy < prev->busy)
 		return 0;
-	return db >= dt ? 100.0 : 100.0 * (double)db / (double)dt;
+	/* The ratio first: 100 * db rounded up, then divided, can pass 100. */
+	return db >= dt ? 100.0 : 100.0 * ((double)db / (double)dt);
 }
 
 double
