@@ -40,7 +40,7 @@ doctor() {
 		while IFS= read -r l; do
 			case $l in "" | "#"*) ;; *) export "$l" ;; esac
 		done </etc/clusterplex/pms.env
-		exec env "$@"' doctor "$@" "$CPX_SRC/build/clusterplex-shim" doctor --json \
+		exec env "$@"' doctor "$@" "$CPX_SRC/$CPX_BUILD/clusterplex-shim" doctor --json \
 		--media /media/movie.mkv >"$O/doc.json" 2>"$O/doc.err" || RC=$?
 }
 # The status of check ID (first match).
@@ -88,7 +88,7 @@ cluster_pms /bin/bash -c '
 	while IFS= read -r l; do
 		case $l in "" | "#"*) ;; *) export "$l" ;; esac
 	done </etc/clusterplex/pms.env
-	exec "$0" doctor --media /media/movie.mkv' "$CPX_SRC/build/clusterplex-shim" | sed 's/^/    /'
+	exec "$0" doctor --media /media/movie.mkv' "$CPX_SRC/$CPX_BUILD/clusterplex-shim" | sed 's/^/    /'
 
 cluster_stop_svc pms dispatcher
 expect_fail dispatcher.reachable "dispatcher stopped"
