@@ -29,20 +29,7 @@ t_ok "dispatcher, fake PMS, $CPX_WORKERS agents (registered) and the pool run"
 
 # shim SESSION [NAME=VALUE...] -- ARGS: the shim on the pms host, from the
 # session folder, with PMS's ClusterPlex environment (pms.env).
-shim() {
-	local s=$1
-	shift
-	cluster_pms mkdir -p "/transcode/Transcode/Sessions/$s"
-	cluster_pms /bin/bash -c '
-		while IFS= read -r l; do
-			case $l in "" | "#"*) ;; *) export "$l" ;; esac
-		done </etc/clusterplex/pms.env
-		cd "/transcode/Transcode/Sessions/$1" && shift
-		v=()
-		while [ "$1" != -- ]; do v+=("$1"); shift; done
-		shift
-		exec env "${v[@]}" "$0" "$@"' "$CPX_SRC/$CPX_BUILD/clusterplex-shim" "$s" "$@"
-}
+shim() { cluster_shim "$@"; }
 
 # Stand-ins running on worker I (by the worker's network namespace).
 standins_on() {

@@ -34,20 +34,7 @@ codecs_setup() {
 
 # codecs_shim SESSION [NAME=VALUE...] -- ARGS: the shim on pms in the
 # session folder, with PMS's ClusterPlex environment (pms.env).
-codecs_shim() {
-	local s=$1
-	shift
-	cluster_pms mkdir -p "/transcode/Transcode/Sessions/$s"
-	cluster_pms /bin/bash -c '
-		while IFS= read -r l; do
-			case $l in "" | "#"*) ;; *) export "$l" ;; esac
-		done </etc/clusterplex/pms.env
-		cd "/transcode/Transcode/Sessions/$1" && shift
-		v=()
-		while [ "$1" != -- ]; do v+=("$1"); shift; done
-		shift
-		exec env "${v[@]}" "$0" "$@"' "$CPX_SRC/$CPX_BUILD/clusterplex-shim" "$s" "$@"
-}
+codecs_shim() { cluster_shim "$@"; }
 
 # Fails when a sanitizer build reported anything in FILE... (the shims'
 # stderr, which also carries a directly connected agent's).

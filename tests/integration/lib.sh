@@ -131,3 +131,21 @@ for e in json.load(sys.stdin):
 	done
 	echo "$n"
 }
+
+# cluster_shim SESSION [NAME=VALUE...] -- ARGS: the shim under test on the
+# pms host, run from the session folder (made first) with PMS's ClusterPlex
+# environment (pms.env) and the NAME=VALUE pairs added.
+cluster_shim() {
+	local s=$1
+	shift
+	cluster_pms mkdir -p "/transcode/Transcode/Sessions/$s"
+	cluster_pms /bin/bash -c '
+		while IFS= read -r l; do
+			case $l in "" | "#"*) ;; *) export "$l" ;; esac
+		done </etc/clusterplex/pms.env
+		cd "/transcode/Transcode/Sessions/$1" && shift
+		v=()
+		while [ "$1" != -- ]; do v+=("$1"); shift; done
+		shift
+		exec env "${v[@]}" "$0" "$@"' "$CPX_SRC/$CPX_BUILD/clusterplex-shim" "$s" "$@"
+}
