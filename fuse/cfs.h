@@ -54,6 +54,7 @@ struct cfs_settings {
 	long shutdown_ms;	/* CLUSTERPLEX_FUSE_SHUTDOWN_MS */
 	long connections;	/* CLUSTERPLEX_FUSE_CONNECTIONS (per worker) */
 	long passthrough;	/* CLUSTERPLEX_FUSE_PASSTHROUGH (0/1) */
+	int openssh;		/* CLUSTERPLEX_FUSE_SSH=openssh: /usr/bin/ssh */
 	int debug;		/* --debug: libfuse traces every request */
 };
 
@@ -640,5 +641,31 @@ int cfs_run(struct cfs_settings *set, const struct cfs_transport *transport,
 void cfs_shutdown(struct cfs *fs, const char *why);
 extern const struct fuse_lowlevel_ops cfs_ops;
 extern const struct cfs_transport cfs_ssh_transport;
+
+/* What each transport asks the worker's sshd to run (its forced command
+   replaces it anyway): the agent, whose file service fuse speaks to. */
+#define CFS_AGENT_COMMAND "clusterplex-agent exec"
+
+/* openssh_args.c: OpenSSH's client as the transport — what it is given. */
+
+#define CFS_OSSH_PROGRAM "/usr/bin/ssh"
+#define CFS_OSSH_ALIAS "clusterplex-worker"	/* the pinned key's name */
+
+int cfs_ossh_check_settings(const struct cfs_settings *set, char **cause);
+char **cfs_ossh_argv(const struct cfs_settings *set,
+    const struct cpx_endpoint *ep, const char *known_hosts, int pinned,
+    char **cause);
+void cfs_ossh_argv_free(char **argv);
+char *cfs_ossh_known_hosts_path(const char *run_dir, const char *worker,
+    int lane);
+int cfs_ossh_write_known_hosts(const char *path, const char *host_key,
+    char **cause);
+int cfs_ossh_listed(const char *known_hosts, const struct cpx_endpoint *ep,
+    char **cause);
+int cfs_ossh_classify(const char *line);
+
+/* transport_openssh.c */
+
+extern const struct cfs_transport cfs_openssh_transport;
 
 #endif /* CFS_H */

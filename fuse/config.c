@@ -30,6 +30,9 @@ static const struct knob knobs[] = {
 	KNOB("CLUSTERPLEX_FUSE_PASSTHROUGH", 1, 0, 1, passthrough),
 };
 
+/* CLUSTERPLEX_FUSE_SSH, in the order of cfs_settings.openssh's values. */
+static const char *const ssh_clients[] = { "libssh2", "openssh", NULL };
+
 int
 cfs_settings_load(struct cfs_settings *set, char **cause)
 {
@@ -48,11 +51,16 @@ cfs_settings_load(struct cfs_settings *set, char **cause)
 		    (long *)((char *)set + k->offset), cause) != 0)
 			return -EINVAL;
 	}
+	if (cpx_env_enum("CLUSTERPLEX_FUSE_SSH", "libssh2", ssh_clients,
+	    &set->openssh, cause) != 0)
+		return -EINVAL;
 	if (set->run_dir[0] != '/') {
 		cpx_set_cause(cause, "CLUSTERPLEX_RUN_DIR=\"%s\" must be an "
 		    "absolute path", set->run_dir);
 		return -EINVAL;
 	}
+	if (set->openssh && cfs_ossh_check_settings(set, cause) != 0)
+		return -EINVAL;
 	return 0;
 }
 

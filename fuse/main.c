@@ -53,5 +53,6 @@ main(int argc, char **argv)
 		return 78;
 	}
 	set.debug = debug;
-	return cfs_run(&set, &cfs_ssh_transport, NULL);
+	return cfs_run(&set, set.openssh ? &cfs_openssh_transport :
+	    &cfs_ssh_transport, NULL);
 }

@@ -13,8 +13,6 @@
  * session's first request costs a round trip, not a handshake.
  */
 
-#define AGENT_COMMAND "clusterplex-agent exec"
-
 struct sshw {
 	struct cfs *fs;
 	struct cfs_worker *w;
@@ -50,7 +48,7 @@ on_ready(struct cpx_ssh_conn *c, int status, const char *cause, void *arg)
 		cfs_worker_failed(s->fs, s->w, status, cause);
 		return;
 	}
-	cpx_ssh_open_link(c, AGENT_COMMAND, cfs_link_frame, cfs_link_close,
+	cpx_ssh_open_link(c, CFS_AGENT_COMMAND, cfs_link_frame, cfs_link_close,
 	    s->w, on_opened, s);
 }
 
