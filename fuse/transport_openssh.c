@@ -72,10 +72,12 @@ on_handle_closed(uv_handle_t *h)
 {
 	struct ossh_proc *p = h->data;
 
-	if (h == (uv_handle_t *)&p->exit_poll)
-		close(p->pidfd);
-	else
+	if (h == (uv_handle_t *)&p->exit_poll) {
+		if (p->pidfd >= 0)
+			close(p->pidfd);
+	} else {
 		close(p->errfd);
+	}
 	p->handles--;
 	proc_free_if_done(p);
 }
@@ -223,22 +225,32 @@ close_pair(int p[2])
 	p[0] = p[1] = -1;
 }
 
+/* Watches ssh's exit (pidfd) and stderr on the connection's loop. */
 static struct ossh_proc *
 watch_proc(struct osshw *s, pid_t pid, int pidfd, int errfd)
 {
 	struct ossh_proc *p = cpx_xcalloc(1, sizeof *p);
 	uv_loop_t *loop = s->w->lane->loop;
 
-	p->owner = s;
-	p->who = cpx_xprintf("worker %s: lane %d", s->w->name,
-	    s->w->lane->index);
 	p->pid = pid;
 	p->pidfd = pidfd;
 	p->errfd = errfd;
-	uv_poll_init(loop, &p->exit_poll, pidfd);
-	uv_poll_init(loop, &p->err_poll, errfd);
-	p->exit_poll.data = p->err_poll.data = p;
+	if (uv_poll_init(loop, &p->exit_poll, pidfd) != 0) {
+		free(p);
+		return NULL;
+	}
+	p->exit_poll.data = p;
+	p->handles = 1;
+	if (uv_poll_init(loop, &p->err_poll, errfd) != 0) {
+		p->pidfd = -1;	/* the caller closes both */
+		uv_close((uv_handle_t *)&p->exit_poll, on_handle_closed);
+		return NULL;
+	}
+	p->err_poll.data = p;
 	p->handles = 2;
+	p->owner = s;
+	p->who = cpx_xprintf("worker %s: lane %d", s->w->name,
+	    s->w->lane->index);
 	uv_poll_start(&p->exit_poll, UV_READABLE, on_exit_poll);
 	uv_poll_start(&p->err_poll, UV_READABLE, on_err);
 	return p;
@@ -284,8 +296,14 @@ spawn(struct osshw *s, char **argv, char **cause)
 		goto fail;
 	}
 	cpx_set_nonblock(err[0]);
-	cpx_set_cloexec(pidfd);
-	s->proc = watch_proc(s, pid, pidfd, err[0]);
+	if ((s->proc = watch_proc(s, pid, pidfd, err[0])) == NULL) {
+		error = -EIO;
+		cpx_set_cause(cause, "cannot watch ssh (pid %d)", (int)pid);
+		kill(pid, SIGKILL);
+		(void)waitpid(pid, NULL, 0);
+		close(pidfd);
+		goto fail;
+	}
 	cpx_debug("worker %s: lane %d: ssh started (pid %d)", w->name,
 	    w->lane->index, (int)pid);
 	link = cpx_link_stream_new(w->lane->loop, out[0], in[1],
