@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libssh2.h>
@@ -261,6 +262,28 @@ key_line(const char *host_key, char **line, char **cause)
 	return 0;
 }
 
+/* Our folder in the run dir: a real folder, ours, 0700. */
+static int
+private_dir(const char *dir, char **cause)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		goto fail;
+	if (lstat(dir, &st) != 0)
+		goto fail;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+		cpx_set_cause(cause, "%s is not a folder of ours", dir);
+		return -EPERM;
+	}
+	if ((st.st_mode & 07777) != 0700 && chmod(dir, 0700) != 0)
+		goto fail;
+	return 0;
+fail:
+	cpx_set_cause(cause, "%s: %s", dir, strerror(errno));
+	return -errno;
+}
+
 /*
  * Writes the pinned key as the only entry of a known_hosts file of our
  * own (0600, in a 0700 folder; replaced atomically, so a connection
@@ -277,11 +300,8 @@ cfs_ossh_write_known_hosts(const char *path, const char *host_key,
 		goto out;
 	if ((slash = strrchr(dir, '/')) != NULL)
 		*slash = '\0';
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		error = -errno;
-		cpx_set_cause(cause, "mkdir %s: %s", dir, strerror(errno));
+	if ((error = private_dir(dir, cause)) != 0)
 		goto out;
-	}
 	tmp = cpx_xprintf("%s.tmp", path);
 	(void)unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,

@@ -254,6 +254,11 @@ test_known_hosts(void **state)
 	s = slurp(path);
 	assert_string_equal(s, CFS_OSSH_ALIAS " " KEY2 "\n");
 	free(s);
+	/* A folder left too open is closed again; a symlink is refused. */
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(cfs_ossh_write_known_hosts(path, KEY2, &cause), 0);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
 	/* A second line smuggled after the key never reaches the file. */
 	assert_int_equal(cfs_ossh_write_known_hosts(path, KEY1 "\n* " KEY2,
 	    &cause), 0);
@@ -263,6 +268,28 @@ test_known_hosts(void **state)
 	unlink(path);
 	free(path);
 	free(dir);
+}
+
+static void
+test_known_hosts_symlink(void **state)
+{
+	char *link = cpx_xprintf("%s/run", tmpdir), *cause = NULL;
+	char *path = cfs_ossh_known_hosts_path(link, "w1", 0);
+	char *target = cpx_xprintf("%s/fuse-ssh", tmpdir);
+	char *fake = cpx_xprintf("%s/fuse-ssh", link);
+
+	assert_int_equal(mkdir(link, 0755), 0);
+	assert_int_equal(symlink(target, fake), 0);
+	assert_int_equal(cfs_ossh_write_known_hosts(path, KEY1, &cause),
+	    -EPERM);
+	assert_non_null(cause);
+	free(cause);
+	unlink(fake);
+	rmdir(link);
+	free(fake);
+	free(target);
+	free(path);
+	free(link);
 }
 
 static void
@@ -369,6 +396,7 @@ main(void)
 		cmocka_unit_test(test_settings_paths),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_known_hosts),
+		cmocka_unit_test(test_known_hosts_symlink),
 		cmocka_unit_test(test_known_hosts_bad_keys),
 		cmocka_unit_test(test_listed),
 		cmocka_unit_test(test_classify),
