@@ -101,7 +101,10 @@ err_line(struct ossh_proc *p)
 		p->status = status;
 		p->cause = cpx_xprintf("ssh: %s", p->line);
 	}
-	cpx_warn("%s: ssh: %s", p->who, p->line);
+	if (status != 0)
+		cpx_warn("%s: ssh: %s", p->who, p->line);
+	else	/* the agent's own lines, as the libssh2 transport logs them */
+		cpx_info("%s: ssh: %s", p->who, p->line);
 }
 
 /*
