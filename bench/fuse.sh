@@ -27,10 +27,15 @@
 #
 # The worker is a real `clusterplex-agent exec` behind a throwaway sshd on
 # 127.0.0.1 (tests/integration/fuse_lib.sh); the product binary connects
-# over SSH with a pinned host key. Knobs (environment):
+# over SSH with a pinned host key. (a), (b), (c) run once per transport
+# (CLUSTERPLEX_FUSE_SSH: libssh2 in the daemon, openssh = /usr/bin/ssh
+# per connection), one after the other on a fresh mount, each with its own
+# session folders, sshfs beside each in (b). Knobs (environment):
 #   BENCH_SEGMENTS (60)   segments per (a) series
 #   BENCH_BIG_MB (256)    file size for (0) and (b); BENCH_RUNS (5) runs
 #   BENCH_FFMPEG (1)      0 skips the real-ffmpeg series of (a)
+#   BENCH_TRANSPORTS ("libssh2 openssh")   the transports measured
+#   BENCH_CEILING (1)     0 skips (0)
 # Targets: (a) p50 < 5 ms; (b) >= 2x sshfs; (c) >= 0.8x local.
 set -eu -o pipefail
 FZ_TRANSPORT=ssh
@@ -46,27 +51,31 @@ fz_sshd w1
 ssh-keygen -q -t ed25519 -N '' -f "$FZ/ssh/raw_ed25519"
 printf 'restrict,command="cat %s" %s\n' "$FZ/w1/raw.bin" \
     "$(cat "$FZ/ssh/raw_ed25519.pub")" >>"$FZ/ssh/authorized_w1"
-fz_mount CLUSTERPLEX_LOG_LEVEL=debug
 S=Transcode/Sessions
-mkdir -p "$FZ/mnt/$S/bench" "$FZ/mnt/$S/ffmpeg" "$FZ/sshfs"
-fz_route "$S/bench" bench w1
-fz_route "$S/ffmpeg" ffmpeg w1
+mkdir -p "$FZ/sshfs"
 port=$(cat "$FZ/ssh/port_w1")
 sshfs -p "$port" -o IdentitiesOnly=yes,IdentityFile="$FZ/ssh/sftp_ed25519" \
     -o UserKnownHostsFile="$FZ/ssh/known_hosts",StrictHostKeyChecking=yes \
     "root@127.0.0.1:$FZ/w1" "$FZ/sshfs"
 trap 'fusermount3 -u "$FZ/sshfs" 2>/dev/null || true; fz_cleanup' EXIT
 sshfs_pid=$(pgrep -n -f "sshfs -p $port") || fz_fail "no sshfs process"
+ceiling=${BENCH_CEILING:-1}
+for transport in ${BENCH_TRANSPORTS:-libssh2 openssh}; do
+fz_mount CLUSTERPLEX_LOG_LEVEL=debug CLUSTERPLEX_FUSE_SSH="$transport"
+mkdir -p "$FZ/mnt/$S/bench-$transport" "$FZ/mnt/$S/ffmpeg-$transport"
+fz_route "$S/bench-$transport" "bench-$transport" w1
+fz_route "$S/ffmpeg-$transport" "ffmpeg-$transport" w1
 sleep 0.5
 
 python3 - "$FZ" "$FZ_BUILD/bench" "$port" "$FZ_PID" "$(cat "$FZ/sshd_w1.pid")" \
-    "$sshfs_pid" <<'EOF'
+    "$sshfs_pid" "$transport" "$ceiling" <<'EOF'
 import ctypes, os, select, statistics, struct, subprocess, sys, time
-fz, bench, port, fuse_pid, sshd_pid, sshfs_pid = sys.argv[1:]
+fz, bench, port, fuse_pid, sshd_pid, sshfs_pid, transport, ceiling = sys.argv[1:]
 port, fuse_pid, sshd_pid, sshfs_pid = int(port), int(fuse_pid), int(sshd_pid), int(sshfs_pid)
 S = "Transcode/Sessions"
-wrk, mnt = os.path.join(fz, "w1", S, "bench"), os.path.join(fz, "mnt", S, "bench")
-sshfs_dir = os.path.join(fz, "sshfs", S, "bench")
+sess = "bench-" + transport
+wrk, mnt = os.path.join(fz, "w1", S, sess), os.path.join(fz, "mnt", S, sess)
+sshfs_dir = os.path.join(fz, "sshfs", S, sess)
 nseg = int(os.environ.get("BENCH_SEGMENTS", "60"))
 big = int(os.environ.get("BENCH_BIG_MB", "256")) << 20
 runs = int(os.environ.get("BENCH_RUNS", "5"))
@@ -79,6 +88,7 @@ def pct(v, q):
 def load():
     return open("/proc/loadavg").read().split()[0]
 
+print("=== transport %s (CLUSTERPLEX_FUSE_SSH)" % transport)
 print("machine: %d cpus, Linux %s, load average %s" % (os.cpu_count(),
       os.uname().release, load()))
 
@@ -98,7 +108,8 @@ def procs():
     return out
 
 def sides():
-    """Process ids of each side: ours (fuse, its sessions and agents) and
+    """Process ids of each side: ours (fuse, its ssh processes if any, its
+    sessions and agents) and
     sshfs's (sshfs, its ssh, its session and sftp-server)."""
     ps = procs()
     kids = {}
@@ -111,7 +122,7 @@ def sides():
             out.append(p)
             unvisited += kids.get(p, [])
         return out
-    ours, theirs = [fuse_pid], tree(sshfs_pid)
+    ours, theirs = tree(fuse_pid), tree(sshfs_pid)	# with fuse's ssh, if any
     for sess in kids.get(sshd_pid, []):
         t = tree(sess)
         cmds = " ".join(ps[p][2] for p in t if p in ps)
@@ -125,38 +136,46 @@ def cpu(pids):
     ps = procs()
     return sum(ps[p][1] for p in pids if p in ps) / HZ
 
-# --- (0) the ceiling ---
-block = os.urandom(1 << 20)
-with open(os.path.join(fz, "w1", "raw.bin"), "wb") as f:
-    for _ in range(big >> 20):
-        f.write(block)
-key = os.path.join(fz, "ssh", "raw_ed25519")
-for mac in ("hmac-sha2-256", "hmac-sha1"):
-    rs = [subprocess.run([os.path.join(bench, "fuse_raw"), str(port), key,
-                          "aes128-ctr", mac], check=True, capture_output=True,
-                         text=True).stdout.split() for _ in range(3)]
-    print("(0) ceiling, libssh2 1.10, one blocking connection, aes128-ctr %s:"
-          " %.0f MB/s, client %.2f ms CPU per MB (median of 3)" % (mac,
-          statistics.median(float(r[0]) for r in rs),
-          statistics.median(float(r[1]) for r in rs)))
-rates, cpus = [], []
-for _ in range(3):
-    c0 = os.times()
-    t0 = time.perf_counter()
-    subprocess.run(["ssh", "-q", "-p", str(port), "-i", key, "-o",
-                    "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" +
-                    os.path.join(fz, "ssh", "known_hosts"), "root@127.0.0.1"],
-                   check=True, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL)
-    t = time.perf_counter() - t0
-    c1 = os.times()
-    rates.append(big / t / 1e6)
-    cpus.append((c1.children_user + c1.children_system - c0.children_user -
-                 c0.children_system) * 1e3 / (big / 1e6))
-print("(0) ceiling, OpenSSH ssh ... cat (its default cipher): %.0f MB/s, "
-      "client %.2f ms CPU per MB (median of 3)" % (statistics.median(rates),
-      statistics.median(cpus)))
-os.unlink(os.path.join(fz, "w1", "raw.bin"))
+# --- (0) the ceiling (once per run) ---
+def ceiling_run():
+    block = os.urandom(1 << 20)
+    with open(os.path.join(fz, "w1", "raw.bin"), "wb") as f:
+        for _ in range(big >> 20):
+            f.write(block)
+    key = os.path.join(fz, "ssh", "raw_ed25519")
+    for mac in ("hmac-sha2-256", "hmac-sha1"):
+        rs = [subprocess.run([os.path.join(bench, "fuse_raw"), str(port), key,
+                              "aes128-ctr", mac], check=True, capture_output=True,
+                             text=True).stdout.split() for _ in range(3)]
+        print("(0) ceiling, libssh2 1.10, one blocking connection, aes128-ctr %s:"
+              " %.0f MB/s, client %.2f ms CPU per MB (median of 3)" % (mac,
+              statistics.median(float(r[0]) for r in rs),
+              statistics.median(float(r[1]) for r in rs)))
+    for cipher in (None, "aes128-gcm@openssh.com", "aes128-ctr"):
+        rates, cpus = [], []
+        for _ in range(3):
+            c0 = os.times()
+            t0 = time.perf_counter()
+            subprocess.run(["ssh", "-q", "-F", "/dev/null", "-p", str(port),
+                            "-i", key, "-o", "IdentitiesOnly=yes", "-o",
+                            "UserKnownHostsFile=" +
+                            os.path.join(fz, "ssh", "known_hosts")] +
+                           (["-c", cipher] if cipher else []) +
+                           ["root@127.0.0.1"], check=True,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            t = time.perf_counter() - t0
+            c1 = os.times()
+            rates.append(big / t / 1e6)
+            cpus.append((c1.children_user + c1.children_system -
+                         c0.children_user - c0.children_system) * 1e3 /
+                        (big / 1e6))
+        print("(0) ceiling, OpenSSH ssh ... cat, %s: %.0f MB/s, client %.2f ms"
+              " CPU per MB (median of 3)" % (cipher or "its default cipher",
+              statistics.median(rates), statistics.median(cpus)))
+    os.unlink(os.path.join(fz, "w1", "raw.bin"))
+
+if ceiling == "1":
+    ceiling_run()
 
 # --- (a) rename or close -> readable ---
 def payload(tag, size):
@@ -214,11 +233,12 @@ series("hls", 2 << 20)
 def ffmpeg_series():
     """Real ffmpeg writing DASH on the worker; its renames seen by inotify."""
     src = os.path.join(fz, "clip.mkv")
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
-                    "testsrc2=s=1280x720:r=24:d=16", "-c:v", "libx264",
-                    "-preset", "ultrafast", "-g", "24", "-b:v", "16M",
-                    "-maxrate", "16M", "-bufsize", "4M", src], check=True)
-    d = os.path.join(fz, "w1", S, "ffmpeg")
+    if not os.path.exists(src):		# one clip for every transport
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                        "testsrc2=s=1280x720:r=24:d=16", "-c:v", "libx264",
+                        "-preset", "ultrafast", "-g", "24", "-b:v", "16M",
+                        "-maxrate", "16M", "-bufsize", "4M", src], check=True)
+    d = os.path.join(fz, "w1", S, "ffmpeg-" + transport)
     libc = ctypes.CDLL(None, use_errno=True)
     ifd = libc.inotify_init1(0)
     libc.inotify_add_watch(ifd, d.encode(), 0x80)	# IN_MOVED_TO
@@ -244,7 +264,8 @@ def ffmpeg_series():
             if not name.startswith("chunk-"):
                 continue
             data = open(os.path.join(d, name), "rb").read()
-            _, b = poll(os.path.join(fz, "mnt", S, "ffmpeg", name), data, t0)
+            _, b = poll(os.path.join(fz, "mnt", S, "ffmpeg-" + transport,
+                             name), data, t0)
             whole.append(b * 1000)
             sizes.append(len(data))
     p.wait()
@@ -259,7 +280,7 @@ if os.environ.get("BENCH_FFMPEG", "1") != "0":
 
 # --- (c) fetched segments: the 2 MiB DASH ones of (a) ---
 names = ["dash-2048-%05d.m4s" % i for i in range(nseg)]
-copies = os.path.join(fz, "copies")
+copies = os.path.join(fz, "copies-" + transport)
 os.mkdir(copies)
 for n in names:		# the same bytes, written in one write
     with open(os.path.join(copies, n), "wb") as f:
@@ -278,7 +299,8 @@ for k, label in ((1, "read() on open files"), (0, "open+read+close per segment")
     print("(c) fetched segments, %s: mount %.0f MB/s; local as the writer "
           "wrote it %.0f MB/s: %.2fx; local written in one write %.0f MB/s:"
           " %.2fx (target >= 0.8x)" % (label, m, l, m / l, c, m / c))
-passed = open(os.path.join(fz, "fuse.log")).read().count(": passed through")
+passed = sum(1 for l in open(os.path.join(fz, "fuse.log"))
+             if ": passed through" in l and "/" + sess + "/" in l)
 print("    opens passed through to local copies: %d" % passed)
 
 # --- (b) cold sequential reads of a large file ---
@@ -318,16 +340,18 @@ for r in range(runs):
         cpm[side].append(c * 1e3 / (n / 1e6))
         os.unlink(os.path.join(wrk, name))
 ours, theirs = statistics.median(res["clusterplex-fuse"]), statistics.median(res["sshfs"])
-print("(b) cold sequential %d MiB, median of %d: clusterplex-fuse %.0f MB/s, "
-      "sshfs %.0f MB/s: %.2fx (target >= 2x)" % (big >> 20, runs, ours, theirs,
-                                                  ours / theirs))
+print("(b) cold sequential %d MiB, median of %d: clusterplex-fuse (%s) %.0f "
+      "MB/s, sshfs %.0f MB/s: %.2fx (target >= 2x)" % (big >> 20, runs,
+      transport, ours, theirs, ours / theirs))
 print("    runs (MB/s): ours %s; sshfs %s" % (
       " ".join("%.0f" % x for x in res["clusterplex-fuse"]),
       " ".join("%.0f" % x for x in res["sshfs"])))
-print("    CPU per MB read, median: ours (fuse, sshd, agent) %.2f ms; sshfs "
+print("    CPU per MB read, median: ours (fuse, its ssh, sshd, agent) %.2f ms; sshfs "
       "(sshfs, ssh, sshd, sftp-server) %.2f ms" % (
       statistics.median(cpm["clusterplex-fuse"]), statistics.median(cpm["sshfs"])))
 print("load average at the end: %s" % load())
 EOF
-fusermount3 -u "$FZ/sshfs"
 fz_unmount
+ceiling=0
+done
+fusermount3 -u "$FZ/sshfs"
