@@ -54,7 +54,7 @@ struct cfs_settings {
 	long shutdown_ms;	/* CLUSTERPLEX_FUSE_SHUTDOWN_MS */
 	long connections;	/* CLUSTERPLEX_FUSE_CONNECTIONS (per worker) */
 	long passthrough;	/* CLUSTERPLEX_FUSE_PASSTHROUGH (0/1) */
-	int openssh;		/* CLUSTERPLEX_FUSE_SSH=openssh: /usr/bin/ssh */
+	int openssh;		/* CLUSTERPLEX_FUSE_SSH: /usr/bin/ssh (1) or libssh2 */
 	int debug;		/* --debug: libfuse traces every request */
 };
 

@@ -51,7 +51,7 @@ cfs_settings_load(struct cfs_settings *set, char **cause)
 		    (long *)((char *)set + k->offset), cause) != 0)
 			return -EINVAL;
 	}
-	if (cpx_env_enum("CLUSTERPLEX_FUSE_SSH", "libssh2", ssh_clients,
+	if (cpx_env_enum("CLUSTERPLEX_FUSE_SSH", "openssh", ssh_clients,
 	    &set->openssh, cause) != 0)
 		return -EINVAL;
 	if (set->run_dir[0] != '/') {

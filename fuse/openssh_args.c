@@ -57,8 +57,9 @@ cfs_ossh_check_settings(const struct cfs_settings *set, char **cause)
 	    set->known_hosts, cause) != 0))
 		return -EINVAL;
 	if (access(CFS_OSSH_PROGRAM, X_OK) != 0) {
-		cpx_set_cause(cause, "CLUSTERPLEX_FUSE_SSH=openssh, but %s "
-		    "cannot be run: %s (install openssh-client)",
+		cpx_set_cause(cause, "CLUSTERPLEX_FUSE_SSH=openssh (the "
+		    "default), but %s cannot be run: %s (install "
+		    "openssh-client, or set CLUSTERPLEX_FUSE_SSH=libssh2)",
 		    CFS_OSSH_PROGRAM, strerror(errno));
 		return -EINVAL;
 	}

@@ -11,7 +11,7 @@ fz_require python3 ssh-keygen
 fz_setup
 fz_worker w1
 fz_sshd w1
-fz_mount CLUSTERPLEX_KEEPALIVE_MS=300 CLUSTERPLEX_FUSE_TIMEOUT_MS=2000
+fz_mount CLUSTERPLEX_FUSE_SSH=libssh2 CLUSTERPLEX_KEEPALIVE_MS=300 CLUSTERPLEX_FUSE_TIMEOUT_MS=2000
 S=Transcode/Sessions
 mkdir -p "$FZ/mnt/$S/a" "$FZ/mnt/$S/bad"
 fz_route "$S/a" job-a w1

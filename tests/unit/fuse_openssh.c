@@ -196,8 +196,15 @@ test_env(void **state)
 	char *cause = NULL;
 
 	unsetenv("CLUSTERPLEX_FUSE_SSH");
-	assert_int_equal(cfs_settings_load(&set, &cause), 0);
-	assert_int_equal(set.openssh, 0);	/* the default stays libssh2 */
+	if (access(CFS_OSSH_PROGRAM, X_OK) == 0) {
+		assert_int_equal(cfs_settings_load(&set, &cause), 0);
+		assert_int_equal(set.openssh, 1);	/* the default */
+	} else {
+		assert_int_equal(cfs_settings_load(&set, &cause), -EINVAL);
+		assert_non_null(strstr(cause, "CLUSTERPLEX_FUSE_SSH=libssh2"));
+		free(cause);
+		cause = NULL;
+	}
 	cfs_settings_free(&set);
 	setenv("CLUSTERPLEX_FUSE_SSH", "libssh2", 1);
 	assert_int_equal(cfs_settings_load(&set, &cause), 0);
