@@ -14,8 +14,9 @@ FZ_AGENT=$FZ_BUILD/clusterplex-agent
 FZ_TRANSPORT=${FZ_TRANSPORT:-pipe}
 FZ_PID=
 FZ_SSHD_PID=
-# Ports for this branch's sshd: 22000 + a checksum of "fuse", + a slot.
-FZ_PORT_BASE=$((22000 + $(printf fuse | cksum | cut -d' ' -f1) % 2000))
+# Ports for the sshd: 22000 + a checksum of "fuse", + a slot (FZ_PORT_BASE
+# sets another base: two runs at once on one machine).
+FZ_PORT_BASE=${FZ_PORT_BASE:-$((22000 + $(printf fuse | cksum | cut -d' ' -f1) % 2000))}
 export PYTHONPATH=$FZ_SRC/tests/integration${PYTHONPATH:+:$PYTHONPATH}
 
 fz_fail() {
