@@ -29,15 +29,6 @@ agent_signal_allowed(int sig)
 	}
 }
 
-static void
-close_pair(int p[2])
-{
-	if (p[0] >= 0)
-		close(p[0]);
-	if (p[1] >= 0)
-		close(p[1]);
-}
-
 /*
  * In the child, between fork and execve: only async-signal-safe calls.
  * The transcoder leads its own process group (so one kill reaches all
@@ -186,9 +177,9 @@ agent_proc_spawn(const char *path, char *const argv[], char *const envp[],
 	p->err_fd = err[0];
 	return 0;
 fail:
-	close_pair(in);
-	close_pair(out);
-	close_pair(err);
-	close_pair(rep);
+	cpx_close_pair(in);
+	cpx_close_pair(out);
+	cpx_close_pair(err);
+	cpx_close_pair(rep);
 	return error;
 }

@@ -68,6 +68,7 @@ int cpx_path_under(const char *path, const char *root, const char **rest);
 char *cpx_escape(const char *s, size_t n, size_t max);
 int cpx_set_cloexec(int fd);
 int cpx_set_nonblock(int fd);
+void cpx_close_pair(int p[2]);
 ssize_t cpx_write_all(int fd, const void *buf, size_t n);
 int cpx_read_file(const char *path, size_t max, char **out, size_t *outlen);
 int cpx_mkdir_p(const char *path, mode_t mode);

@@ -322,6 +322,17 @@ cpx_set_nonblock(int fd)
 	return 0;
 }
 
+/* Closes both ends of a pipe that are open (>= 0) and marks them closed. */
+void
+cpx_close_pair(int p[2])
+{
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	p[0] = p[1] = -1;
+}
+
 /* Writes everything, retrying on EINTR; returns n or -errno. */
 ssize_t
 cpx_write_all(int fd, const void *buf, size_t n)

@@ -218,16 +218,6 @@ fork_ssh(const int fds[3], char **argv)
 	return pid;
 }
 
-static void
-close_pair(int p[2])
-{
-	if (p[0] >= 0)
-		close(p[0]);
-	if (p[1] >= 0)
-		close(p[1]);
-	p[0] = p[1] = -1;
-}
-
 /* Watches ssh's exit (pidfd) and stderr on the connection's loop. */
 static struct ossh_proc *
 watch_proc(struct osshw *s, pid_t pid, int pidfd, int errfd)
@@ -320,9 +310,9 @@ spawn(struct osshw *s, char **argv, char **cause)
 	cfs_worker_linked(s->fs, w, link);
 	return 0;
 fail:
-	close_pair(in);
-	close_pair(out);
-	close_pair(err);
+	cpx_close_pair(in);
+	cpx_close_pair(out);
+	cpx_close_pair(err);
 	return error;
 }
 
