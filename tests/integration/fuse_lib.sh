@@ -228,6 +228,49 @@ sys.exit(0 if any(d["dir"] == sys.argv[2] and d["worker"]["name"] == sys.argv[3]
 EOF
 }
 
+# fz_expect_host_key_refused DIR NAME HOST PUBKEY: ROUTE_ADD of DIR (below
+# the mount) to worker NAME at HOST, w1's port, pinning PUBKEY's key, is
+# answered ERROR host-key.
+fz_expect_host_key_refused() {
+	python3 - "$FZ/run/fuse.sock" "$@" "$(cat "$FZ/ssh/port_w1")" <<'EOF'
+import sys, fuse_wire as w
+sock, d, name, host, pub, port = sys.argv[1:]
+ep = {"name": name, "host": host, "port": int(port), "user": "root",
+      "host_key": " ".join(open(pub).read().split()[:2])}
+kind, ident, payload = w.route_add(w.control(sock), 5, d, "job-" + name, ep)
+assert kind == w.MSG["ERROR"] and b"host-key" in payload, (kind, payload)
+EOF
+}
+
+# fz_expect_lost FILE: w1's sshd killed with its sessions and agents;
+# FILE (through the mount) fails within 2.5 s, never reads, never hangs.
+fz_expect_lost() {
+	local ms
+	fz_kill_tree "$(cat "$FZ/sshd_w1.pid")"
+	ms=$(fz_elapsed_ms cat "$1")
+	[ "$ms" -lt 2500 ] || fz_fail "a lookup on a lost worker took $ms ms"
+	if cat "$1" 2>/dev/null; then
+		fz_fail "a read on a lost worker succeeded"
+	fi
+	fz_ok "worker gone: errors in $ms ms"
+}
+
+# fz_expect_back WORKER_FILE MOUNT_FILE: w1's sshd started again on its
+# port; WORKER_FILE, written on the worker now, reads through the mount as
+# MOUNT_FILE within 10 s: fuse reconnected by itself.
+fz_expect_back() {
+	local i
+	/usr/sbin/sshd -D -f "$FZ/ssh/sshd_w1.conf" -E "$FZ/sshd_w1.log" &
+	echo $! >"$FZ/sshd_w1.pid"
+	echo back >"$1"
+	for i in $(seq 200); do
+		[ "$(cat "$2" 2>/dev/null)" = back ] && break
+		sleep 0.05
+	done
+	[ "$(cat "$2")" = back ] || fz_fail "no reconnect within 10 s"
+	fz_ok "sshd back: reconnected by itself"
+}
+
 # fz_sshd NAME: a throwaway sshd on 127.0.0.1 whose forced command is the
 # worker's agent (key-only, pinned host key); sshfs gets a second key that
 # runs sftp-server instead.

@@ -89,14 +89,7 @@ n=$(ossh_pids | wc -l)
 fz_ok "segments and a 40 MB file identical through ssh, on two connections"
 
 # Another host key than the pinned one: refused, with libssh2's error.
-python3 - "$FZ/run/fuse.sock" "$S/bad" "$(cat "$FZ/ssh/port_w1")" "$FZ/ssh/id_ed25519.pub" <<'EOF'
-import sys, fuse_wire as w
-sock, d, port, other = sys.argv[1:]
-ep = {"name": "w1-imposter", "host": "127.0.0.1", "port": int(port), "user": "root",
-      "host_key": " ".join(open(other).read().split()[:2])}
-kind, ident, payload = w.route_add(w.control(sock), 5, d, "job-bad", ep)
-assert kind == w.MSG["ERROR"] and b"host-key" in payload, (kind, payload)
-EOF
+fz_expect_host_key_refused "$S/bad" w1-imposter 127.0.0.1 "$FZ/ssh/id_ed25519.pub"
 grep -q '"Transcode/Sessions/bad"' "$FZ/run/fuse-routes.json" && fz_fail "refused route persisted"
 fz_ok "a worker presenting another host key is refused (ERROR host-key)"
 
@@ -105,28 +98,14 @@ fz_ok "a worker presenting another host key is refused (ERROR host-key)"
 echo "[localhost]:$(cat "$FZ/ssh/port_w1") $(cut -d' ' -f1,2 "$FZ/ssh/id_ed25519.pub")" \
     >>"$FZ/ssh/known_hosts"
 mkdir -p "$FZ/mnt/$S/bad2"
-python3 - "$FZ/run/fuse.sock" "$S/bad2" "$(cat "$FZ/ssh/port_w1")" "$FZ/ssh/id_ed25519.pub" <<'EOF'
-import sys, fuse_wire as w
-sock, d, port, other = sys.argv[1:]
-ep = {"name": "w1-imposter2", "host": "localhost", "port": int(port), "user": "root",
-      "host_key": " ".join(open(other).read().split()[:2])}
-kind, ident, payload = w.route_add(w.control(sock), 5, d, "job-bad2", ep)
-assert kind == w.MSG["ERROR"] and b"host-key" in payload, (kind, payload)
-EOF
+fz_expect_host_key_refused "$S/bad2" w1-imposter2 localhost "$FZ/ssh/id_ed25519.pub"
 grep -q 'w1-imposter2: lane 0: ssh: Host key verification failed' "$FZ/fuse.log" ||
 	fz_fail "ssh's reason is not in the log"
 fz_ok "ssh refusing the server's key is the same ERROR host-key, its reason logged"
 
 # The right key pinned, but CLUSTERPLEX_KNOWN_HOSTS does not list it for
 # that name: refused too, as libssh2 does (both must accept the server).
-python3 - "$FZ/run/fuse.sock" "$S/unlisted" "$(cat "$FZ/ssh/port_w1")" "$FZ/ssh/host_w1.pub" <<'EOF'
-import sys, fuse_wire as w
-sock, d, port, pub = sys.argv[1:]
-ep = {"name": "w1-unlisted", "host": "localhost", "port": int(port), "user": "root",
-      "host_key": " ".join(open(pub).read().split()[:2])}
-kind, ident, payload = w.route_add(w.control(sock), 6, d, "job-unl", ep)
-assert kind == w.MSG["ERROR"] and b"host-key" in payload, (kind, payload)
-EOF
+fz_expect_host_key_refused "$S/unlisted" w1-unlisted localhost "$FZ/ssh/host_w1.pub"
 fz_ok "a pinned key that CLUSTERPLEX_KNOWN_HOSTS does not list is refused (host-key)"
 
 # A worker that never answers, and a shim that stops waiting.
@@ -157,28 +136,14 @@ grep -q '"Transcode/Sessions/mute"' "$FZ/run/fuse-routes.json" &&
 fz_ok "a route abandoned by its shim before it was confirmed is withdrawn"
 
 # sshd and its sessions gone: reads fail within the bound, never hang.
-fz_kill_tree "$(cat "$FZ/sshd_w1.pid")"
-ms=$(fz_elapsed_ms cat "$FZ/mnt/$S/a/chunk-stream0-00002.m4s")
-[ "$ms" -lt 2500 ] || fz_fail "a lookup on a lost worker took $ms ms"
-if cat "$FZ/mnt/$S/a/chunk-stream0-00002.m4s" 2>/dev/null; then
-	fz_fail "a read on a lost worker succeeded"
-fi
-fz_ok "worker gone: errors in $ms ms"
+fz_expect_lost "$FZ/mnt/$S/a/chunk-stream0-00002.m4s"
 sleep 1		# a few reconnects refused meanwhile
 [ "$(fuse_zombies)" = 0 ] || fz_fail "zombie ssh processes under fuse"
 grep -q 'w1: lane 0: ssh: .*Connection refused' "$FZ/fuse.log" ||
 	fz_fail "refused reconnects not logged from ssh's stderr"
 fz_ok "reconnects refused meanwhile: each ssh reaped, its reason logged"
 
-/usr/sbin/sshd -D -f "$FZ/ssh/sshd_w1.conf" -E "$FZ/sshd_w1.log" &
-echo $! >"$FZ/sshd_w1.pid"
-echo back >"$W/chunk-stream0-00003.m4s"
-for i in $(seq 200); do
-	[ "$(cat "$FZ/mnt/$S/a/chunk-stream0-00003.m4s" 2>/dev/null)" = back ] && break
-	sleep 0.05
-done
-[ "$(cat "$FZ/mnt/$S/a/chunk-stream0-00003.m4s")" = back ] || fz_fail "no reconnect within 10 s"
-fz_ok "sshd back: reconnected by itself"
+fz_expect_back "$W/chunk-stream0-00003.m4s" "$FZ/mnt/$S/a/chunk-stream0-00003.m4s"
 rm -rf "$FZ/mnt/$S/a"
 [ -e "$W" ] && fz_fail "session folder not deleted on the worker"
 fz_ok "session deleted on the worker"

@@ -34,14 +34,7 @@ grep -q "w1: lane 1: file service ready" "$FZ/fuse.log" ||
 fz_ok "segments and a 40 MB file identical over SSH, on two connections"
 
 # Another host key than the pinned one: refused, and said so.
-python3 - "$FZ/run/fuse.sock" "$S/bad" "$(cat "$FZ/ssh/port_w1")" "$FZ/ssh/id_ed25519.pub" <<'EOF'
-import sys, fuse_wire as w
-sock, d, port, other = sys.argv[1:]
-ep = {"name": "w1-imposter", "host": "127.0.0.1", "port": int(port), "user": "root",
-      "host_key": " ".join(open(other).read().split()[:2])}
-kind, ident, payload = w.route_add(w.control(sock), 5, d, "job-bad", ep)
-assert kind == w.MSG["ERROR"] and b"host-key" in payload, (kind, payload)
-EOF
+fz_expect_host_key_refused "$S/bad" w1-imposter 127.0.0.1 "$FZ/ssh/id_ed25519.pub"
 grep -q '"Transcode/Sessions/bad"' "$FZ/run/fuse-routes.json" && fz_fail "refused route persisted"
 fz_ok "a worker presenting another host key is refused (ERROR host-key)"
 
@@ -74,24 +67,9 @@ echo local >"$FZ/mnt/$S/mute/temp-0.srt"
 fz_ok "a route abandoned by its shim before it was confirmed is withdrawn"
 
 # sshd and its sessions gone: reads fail within the bound, never hang.
-fz_kill_tree "$(cat "$FZ/sshd_w1.pid")"	# the listener, its sessions, the agents
-ms=$(fz_elapsed_ms cat "$FZ/mnt/$S/a/chunk-stream0-00002.m4s")
-[ "$ms" -lt 2500 ] || fz_fail "a lookup on a lost worker took $ms ms"
-if cat "$FZ/mnt/$S/a/chunk-stream0-00002.m4s" 2>/dev/null; then
-	fz_fail "a read on a lost worker succeeded"
-fi
-fz_ok "worker gone: errors in $ms ms"
-
+fz_expect_lost "$FZ/mnt/$S/a/chunk-stream0-00002.m4s"
 # sshd back on the same port: the route works again without the shim.
-/usr/sbin/sshd -D -f "$FZ/ssh/sshd_w1.conf" -E "$FZ/sshd_w1.log" &
-echo $! >"$FZ/sshd_w1.pid"
-echo back >"$W/chunk-stream0-00003.m4s"
-for i in $(seq 200); do
-	[ "$(cat "$FZ/mnt/$S/a/chunk-stream0-00003.m4s" 2>/dev/null)" = back ] && break
-	sleep 0.05
-done
-[ "$(cat "$FZ/mnt/$S/a/chunk-stream0-00003.m4s")" = back ] || fz_fail "no reconnect within 10 s"
-fz_ok "sshd back: reconnected by itself"
+fz_expect_back "$W/chunk-stream0-00003.m4s" "$FZ/mnt/$S/a/chunk-stream0-00003.m4s"
 rm -rf "$FZ/mnt/$S/a"
 [ -e "$W" ] && fz_fail "session folder not deleted on the worker"
 fz_ok "session deleted on the worker over SSH"
