@@ -24,7 +24,13 @@
 
 #define BACKING_BUDGET(c) ((c)->budget * 4)
 #define RETIRE_MS 2000
-#define BUSY_WAIT_MS 50		/* an open waits this long at most */
+/*
+ * An open waits this long at most for a copy being written: about what
+ * reading 2 MiB through the daemon instead costs. Writing one usually
+ * takes under a millisecond, but 6 ms and more while the filesystem
+ * throttles dirty pages (strace, bench-fuse's HLS series).
+ */
+#define BUSY_WAIT_MS 2
 
 /*
  * Under the lock: the record's backing file is retired. Its id stays
@@ -265,14 +271,13 @@ cfs_backing_try(struct cfs *fs, const char *path)
 }
 
 /*
- * FUSE thread, before a read-only open of a complete file: the backing
- * file the notify thread is making is waited for (its write takes about
- * a millisecond), or made here, so that an open right after the file
- * completed reads it passed through instead of block by block through
- * the daemon.
+ * FUSE thread, before a read-only open of a complete file: a backing
+ * file the notify thread is writing is waited for (BUSY_WAIT_MS at most),
+ * so that an open right after the file completed reads it passed through
+ * instead of block by block through the daemon.
  */
 void
-cfs_backing_ready(struct cfs *fs, const char *path)
+cfs_backing_await(struct cfs *fs, const char *path)
 {
 	struct timespec until;
 	struct rec *r;
@@ -289,7 +294,6 @@ cfs_backing_ready(struct cfs *fs, const char *path)
 	    &until) == 0)
 		;
 	pthread_mutex_unlock(&fs->cache_lock);
-	(void)cfs_backing_try(fs, path);
 }
 
 /* Retired backing files are closed once no open can be choosing them. */

@@ -180,7 +180,7 @@ cfs_remote_open(struct cfs *fs, fuse_req_t req, fuse_ino_t ino, char *path,
 		if (!op->m.watched || cfs_cache_last_attr(fs, path, &cur)) {
 			if (op->m.watched && fs->pt_on &&
 			    cfs_cache_stable(fs, path))
-				cfs_backing_ready(fs, path);
+				cfs_backing_await(fs, path);
 			reply_open_ro(op, op->m.watched ? &cur : NULL);
 			cfs_rop_free(op);
 			return;
