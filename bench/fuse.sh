@@ -14,11 +14,12 @@
 #       it encodes (here 2 MiB over ~0.2 s), then close. And real ffmpeg
 #       writing DASH segments, timed from its renames seen by inotify;
 #   (b) a large file read cold and sequentially through the mount, beside
-#       sshfs mounting the same worker folder through the same sshd: the
+#       sshfs mounting the same worker folder through the same sshd (as it
+#       comes, and told to use aes128-gcm as our transport does): the
 #       same file size, read the same way (1 MiB reads), each side on a
 #       fresh file whose pages were dropped on the worker (fsync, then
-#       POSIX_FADV_DONTNEED), the sides alternating, medians of the runs,
-#       and the CPU each side's processes spent per MB;
+#       POSIX_FADV_DONTNEED), the order of the sides rotating, medians of
+#       the runs, and the CPU each side's processes spent per MB;
 #   (c) segments fetched already (those of (a)), read through the mount,
 #       beside the same bytes in local files: the worker's own copies (as
 #       the writer wrote them) and copies written in one write (as ours
@@ -32,7 +33,7 @@
 # per connection), one after the other on a fresh mount, each with its own
 # session folders, sshfs beside each in (b). Knobs (environment):
 #   BENCH_SEGMENTS (60)   segments per (a) series
-#   BENCH_BIG_MB (256)    file size for (0) and (b); BENCH_RUNS (5) runs
+#   BENCH_BIG_MB (256)    file size for (0) and (b); BENCH_RUNS (6) runs
 #   BENCH_FFMPEG (1)      0 skips the real-ffmpeg series of (a)
 #   BENCH_TRANSPORTS ("libssh2 openssh")   the transports measured
 #   BENCH_CEILING (1)     0 skips (0)
@@ -52,13 +53,28 @@ ssh-keygen -q -t ed25519 -N '' -f "$FZ/ssh/raw_ed25519"
 printf 'restrict,command="cat %s" %s\n' "$FZ/w1/raw.bin" \
     "$(cat "$FZ/ssh/raw_ed25519.pub")" >>"$FZ/ssh/authorized_w1"
 S=Transcode/Sessions
-mkdir -p "$FZ/sshfs"
 port=$(cat "$FZ/ssh/port_w1")
-sshfs -p "$port" -o IdentitiesOnly=yes,IdentityFile="$FZ/ssh/sftp_ed25519" \
-    -o UserKnownHostsFile="$FZ/ssh/known_hosts",StrictHostKeyChecking=yes \
-    "root@127.0.0.1:$FZ/w1" "$FZ/sshfs"
-trap 'fusermount3 -u "$FZ/sshfs" 2>/dev/null || true; fz_cleanup' EXIT
-sshfs_pid=$(pgrep -n -f "sshfs -p $port") || fz_fail "no sshfs process"
+sshd_pid=$(cat "$FZ/sshd_w1.pid")
+trap 'for m in "$FZ"/sshfs*; do fusermount3 -u "$m" 2>/dev/null || true; done; fz_cleanup' EXIT
+# sshfs_mount DIR [OPTION...]: sshfs of the worker folder; prints the
+# processes that serve it (sshfs, its ssh, its session below our sshd).
+sshfs_mount() {
+	local dir=$1 before pid ssh sess
+	shift
+	mkdir -p "$dir"
+	before=$(pgrep -P "$sshd_pid" | sort)
+	sshfs -p "$port" -o IdentitiesOnly=yes,IdentityFile="$FZ/ssh/sftp_ed25519" \
+	    -o UserKnownHostsFile="$FZ/ssh/known_hosts",StrictHostKeyChecking=yes \
+	    "$@" "root@127.0.0.1:$FZ/w1" "$dir"
+	pid=$(pgrep -n -f "sshfs -p $port") || fz_fail "no sshfs process"
+	ssh=$(pgrep -n -x ssh) || fz_fail "no ssh process under sshfs"
+	sess=$(comm -13 <(echo "$before") <(pgrep -P "$sshd_pid" | sort) | head -1)
+	[ -n "$sess" ] || fz_fail "no sshd session for sshfs"
+	echo "$pid,$ssh,$sess"
+}
+# sshfs as it comes, and told to use the cipher our transport prefers.
+sshfs_default=$(sshfs_mount "$FZ/sshfs")
+sshfs_gcm=$(sshfs_mount "$FZ/sshfs-gcm" -o Ciphers=aes128-gcm@openssh.com)
 ceiling=${BENCH_CEILING:-1}
 for transport in ${BENCH_TRANSPORTS:-libssh2 openssh}; do
 fz_mount CLUSTERPLEX_LOG_LEVEL=debug CLUSTERPLEX_FUSE_SSH="$transport"
@@ -67,18 +83,20 @@ fz_route "$S/bench-$transport" "bench-$transport" w1
 fz_route "$S/ffmpeg-$transport" "ffmpeg-$transport" w1
 sleep 0.5
 
-python3 - "$FZ" "$FZ_BUILD/bench" "$port" "$FZ_PID" "$(cat "$FZ/sshd_w1.pid")" \
-    "$sshfs_pid" "$transport" "$ceiling" <<'EOF'
+python3 - "$FZ" "$FZ_BUILD/bench" "$port" "$FZ_PID" "$sshd_pid" \
+    "$sshfs_default" "$sshfs_gcm" "$transport" "$ceiling" <<'EOF'
 import ctypes, os, select, statistics, struct, subprocess, sys, time
-fz, bench, port, fuse_pid, sshd_pid, sshfs_pid, transport, ceiling = sys.argv[1:]
-port, fuse_pid, sshd_pid, sshfs_pid = int(port), int(fuse_pid), int(sshd_pid), int(sshfs_pid)
+fz, bench, port, fuse_pid, sshd_pid, sshfs_default, sshfs_gcm, transport, ceiling = sys.argv[1:]
+port, fuse_pid, sshd_pid = int(port), int(fuse_pid), int(sshd_pid)
+sshfs_procs = {"sshfs": [int(x) for x in sshfs_default.split(",")],
+               "sshfs-gcm": [int(x) for x in sshfs_gcm.split(",")]}
 S = "Transcode/Sessions"
 sess = "bench-" + transport
 wrk, mnt = os.path.join(fz, "w1", S, sess), os.path.join(fz, "mnt", S, sess)
 sshfs_dir = os.path.join(fz, "sshfs", S, sess)
 nseg = int(os.environ.get("BENCH_SEGMENTS", "60"))
 big = int(os.environ.get("BENCH_BIG_MB", "256")) << 20
-runs = int(os.environ.get("BENCH_RUNS", "5"))
+runs = int(os.environ.get("BENCH_RUNS", "6"))
 HZ = os.sysconf("SC_CLK_TCK")
 
 def pct(v, q):
@@ -109,8 +127,8 @@ def procs():
 
 def sides():
     """Process ids of each side: ours (fuse, its ssh processes if any, its
-    sessions and agents) and
-    sshfs's (sshfs, its ssh, its session and sftp-server)."""
+    sessions and agents) and each sshfs's (sshfs, its ssh, its session and
+    sftp-server)."""
     ps = procs()
     kids = {}
     for pid, (ppid, _, _) in ps.items():
@@ -122,19 +140,27 @@ def sides():
             out.append(p)
             unvisited += kids.get(p, [])
         return out
-    ours, theirs = tree(fuse_pid), tree(sshfs_pid)	# with fuse's ssh, if any
+    out = {"clusterplex-fuse": tree(fuse_pid)}	# with fuse's ssh, if any
     for sess in kids.get(sshd_pid, []):
         t = tree(sess)
-        cmds = " ".join(ps[p][2] for p in t if p in ps)
-        if "clusterplex-agent" in cmds:
-            ours += t
-        elif "sftp-server" in cmds:
-            theirs += t
-    return ours, theirs
+        if "clusterplex-agent" in " ".join(ps[p][2] for p in t if p in ps):
+            out["clusterplex-fuse"] += t
+    for side, pids in sshfs_procs.items():
+        out[side] = [p for top in pids for p in tree(top)]
+    return out
 
 def cpu(pids):
     ps = procs()
     return sum(ps[p][1] for p in pids if p in ps) / HZ
+
+def cpu_by_program(pids):
+    """CPU seconds of each program among pids (fuse, ssh, sshd, agent...)."""
+    ps, out = procs(), {}
+    for p in pids:
+        if p in ps:
+            prog = os.path.basename(ps[p][2].split(" ")[0]) or "?"
+            out[prog] = out.get(prog, 0) + ps[p][1] / HZ
+    return out
 
 # --- (0) the ceiling (once per run) ---
 def ceiling_run():
@@ -183,16 +209,22 @@ def payload(tag, size):
     return (head * (size // len(head) + 1))[:size]
 
 def poll(path, data, t0):
+    """Opens and reads path until it reads as data: the times from t0 at
+    which its first 64 KiB and all of it had been read (the clock stops
+    when a read returns; comparing the bytes is not part of the wait)."""
     first = None
     while True:
         try:
             with open(path, "rb", buffering=0) as f:
                 head = f.read(65536)
+                t_head = time.perf_counter()
                 if head == data[:65536]:
                     if first is None:
-                        first = time.perf_counter() - t0
-                    if head + f.read(len(data)) == data:
-                        return first, time.perf_counter() - t0
+                        first = t_head - t0
+                    rest = f.read(len(data))
+                    t_all = time.perf_counter()
+                    if head + rest == data:
+                        return first, t_all - t0
         except FileNotFoundError:
             pass
         time.sleep(0.0001)
@@ -321,37 +353,44 @@ def read_all(path):
                 return n
             n += len(b)
 
-res = {"clusterplex-fuse": [], "sshfs": []}
-cpm = {"clusterplex-fuse": [], "sshfs": []}
-order = [("clusterplex-fuse", mnt), ("sshfs", sshfs_dir)]
+# Each side in turn, the order rotating from run to run; sshfs as it comes
+# (OpenSSH's default cipher) and told to use the cipher our transport
+# prefers (aes128-gcm), so the cipher alone does not make the difference.
+order = [("clusterplex-fuse", mnt), ("sshfs", sshfs_dir),
+         ("sshfs-gcm", os.path.join(fz, "sshfs-gcm", S, sess))]
+res, cpm, split = ({side: [] for side, _ in order} for _ in range(3))
 for r in range(runs):
-    for side, top in (order if r % 2 == 0 else order[::-1]):
-        name = "big-%s-%d.bin" % (side.split("-")[0], r)
+    for side, top in order[r % 3:] + order[:r % 3]:
+        name = "big-%s-%d.bin" % (side, r)
         make(os.path.join(wrk, name))
         time.sleep(0.3)
-        pids = sides()[0 if side == "clusterplex-fuse" else 1]
-        c0 = cpu(pids)
+        pids = sides()[side]
+        c0, p0 = cpu(pids), cpu_by_program(pids)
         t0 = time.perf_counter()
         n = read_all(os.path.join(top, name))
         t = time.perf_counter() - t0
-        c = cpu(pids) - c0
+        c, p1 = cpu(pids) - c0, cpu_by_program(pids)
         assert n == big, (side, n)
         res[side].append(n / t / 1e6)
         cpm[side].append(c * 1e3 / (n / 1e6))
+        split[side].append({k: (p1[k] - p0.get(k, 0)) * 1e3 / (n / 1e6)
+                            for k in p1})
         os.unlink(os.path.join(wrk, name))
-ours, theirs = statistics.median(res["clusterplex-fuse"]), statistics.median(res["sshfs"])
+med = {side: statistics.median(v) for side, v in res.items()}
+ours = med["clusterplex-fuse"]
 print("(b) cold sequential %d MiB, median of %d: clusterplex-fuse (%s) %.0f "
-      "MB/s, sshfs %.0f MB/s: %.2fx (target >= 2x)" % (big >> 20, runs,
-      transport, ours, theirs, ours / theirs))
-print("    runs (MB/s): ours %s; sshfs %s" % (
-      " ".join("%.0f" % x for x in res["clusterplex-fuse"]),
-      " ".join("%.0f" % x for x in res["sshfs"])))
-print("    CPU per MB read, median: ours (fuse, its ssh, sshd, agent) %.2f ms; sshfs "
-      "(sshfs, ssh, sshd, sftp-server) %.2f ms" % (
-      statistics.median(cpm["clusterplex-fuse"]), statistics.median(cpm["sshfs"])))
+      "MB/s; sshfs %.0f MB/s: %.2fx (target >= 2x); sshfs with aes128-gcm "
+      "%.0f MB/s: %.2fx" % (big >> 20, runs, transport, ours, med["sshfs"],
+      ours / med["sshfs"], med["sshfs-gcm"], ours / med["sshfs-gcm"]))
+for side, _ in order:
+    progs = sorted({k for d in split[side] for k in d})
+    print("    %s: runs %s MB/s; CPU per MB read %.2f ms (median): %s" % (
+          side, " ".join("%.0f" % x for x in res[side]),
+          statistics.median(cpm[side]), ", ".join("%s %.2f" % (k,
+          statistics.median(d.get(k, 0) for d in split[side])) for k in progs)))
 print("load average at the end: %s" % load())
 EOF
 fz_unmount
 ceiling=0
 done
-fusermount3 -u "$FZ/sshfs"
+for m in "$FZ"/sshfs*; do fusermount3 -u "$m"; done
