@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -24,13 +23,6 @@
 
 #define BACKING_BUDGET(c) ((c)->budget * 4)
 #define RETIRE_MS 2000
-/*
- * An open waits this long at most for a copy being written: about what
- * reading 2 MiB through the daemon instead costs. Writing one usually
- * takes under a millisecond, but 6 ms and more while the filesystem
- * throttles dirty pages (strace, bench-fuse's HLS series).
- */
-#define BUSY_WAIT_MS 2
 
 /*
  * Under the lock: the record's backing file is retired. Its id stays
@@ -244,56 +236,9 @@ cfs_backing_make(struct cfs *fs, const char *path)
 		r->backing_busy = 0;
 	if (id > 0)
 		attach(fs, r, id, &v);
-	pthread_cond_broadcast(&C(fs)->backing_made);
 	pthread_mutex_unlock(&fs->cache_lock);
 	cfs_cache__unpin_all(fs, bs, n);
 	return id > 0 ? 0 : id;
-}
-
-/*
- * Makes path's backing file if it wants one (0 when made or not wanted);
- * turns passthrough off for good when this kernel or folder cannot do it.
- */
-int
-cfs_backing_try(struct cfs *fs, const char *path)
-{
-	int error = cfs_backing_make(fs, path);
-
-	if (error == -EPERM || error == -EOPNOTSUPP || error == -EINVAL ||
-	    error == -EISDIR || error == -ENOTTY) {
-		cpx_warn("passthrough unavailable (%s): pushing pages into "
-		    "the kernel instead", strerror(-error));
-		fs->pt_on = 0;
-	} else if (error != 0) {
-		cpx_debug("no backing file for %s: %s", path, strerror(-error));
-	}
-	return error;
-}
-
-/*
- * FUSE thread, before a read-only open of a complete file: a backing
- * file the notify thread is writing is waited for (BUSY_WAIT_MS at most),
- * so that an open right after the file completed reads it passed through
- * instead of block by block through the daemon.
- */
-void
-cfs_backing_await(struct cfs *fs, const char *path)
-{
-	struct timespec until;
-	struct rec *r;
-
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += BUSY_WAIT_MS * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&fs->cache_lock);
-	while ((r = cfs_cache__rec(fs, path, 0)) != NULL && r->backing_busy &&
-	    pthread_cond_timedwait(&C(fs)->backing_made, &fs->cache_lock,
-	    &until) == 0)
-		;
-	pthread_mutex_unlock(&fs->cache_lock);
 }
 
 /* Retired backing files are closed once no open can be choosing them. */

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cache.h"
 
@@ -12,13 +11,7 @@ cfs_cache_init(struct cfs *fs)
 {
 	struct cache *c = cpx_xcalloc(1, sizeof *c);
 
-	pthread_condattr_t ca;
-
 	pthread_mutex_init(&fs->cache_lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->backing_made, &ca);
-	pthread_condattr_destroy(&ca);
 	c->nbuckets = BUCKETS;
 	c->buckets = cpx_xcalloc(c->nbuckets, sizeof *c->buckets);
 	c->budget = (size_t)fs->set.cache_mb * 1024 * 1024;
@@ -483,7 +476,6 @@ cfs_cache_free(struct cfs *fs)
 	cfs_push__free_all(fs);
 	free(c->retired);
 	free(c->buckets);
-	pthread_cond_destroy(&c->backing_made);
 	free(c);
 	fs->cache = NULL;
 	pthread_mutex_destroy(&fs->cache_lock);

@@ -100,7 +100,6 @@ struct cache {
 	size_t reported_n, reported_bytes;	/* last logged */
 	size_t nbacking;
 	uint64_t backing_bytes;
-	pthread_cond_t backing_made;	/* a record's backing_busy went 0 */
 	struct retired {
 		int id;
 		uint64_t at;

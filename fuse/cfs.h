@@ -449,8 +449,6 @@ int cfs_cache_backing(struct cfs *fs, const char *path,
     const struct cpx_attr *v);
 int cfs_cache_wants_backing(struct cfs *fs, const char *path);
 int cfs_backing_make(struct cfs *fs, const char *path);
-int cfs_backing_try(struct cfs *fs, const char *path);
-void cfs_backing_await(struct cfs *fs, const char *path);
 void cfs_backing_tick(struct cfs *fs, int all);
 
 /* events.c (loop thread): FEVENTs from workers. */

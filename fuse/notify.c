@@ -172,8 +172,21 @@ store(struct cfs *fs, const char *path)
 static void
 make_local(struct cfs *fs, const char *path)
 {
-	if (fs->pt_on && cfs_backing_try(fs, path) == 0)
-		return;
+	int error;
+
+	if (fs->pt_on) {
+		if ((error = cfs_backing_make(fs, path)) == 0)
+			return;
+		if (error == -EPERM || error == -EOPNOTSUPP ||
+		    error == -EINVAL || error == -EISDIR || error == -ENOTTY) {
+			cpx_warn("passthrough unavailable (%s): pushing pages "
+			    "into the kernel instead", strerror(-error));
+			fs->pt_on = 0;
+		} else {
+			cpx_debug("no backing file for %s: %s", path,
+			    strerror(-error));
+		}
+	}
 	store(fs, path);
 }
 
