@@ -369,6 +369,7 @@ serve(struct cfs *fs)
 	cfs_lanes_start(fs);
 	if (pthread_create(&fs->loop_thread, NULL, loop_main, fs) != 0)
 		cpx_fatal("cannot start the loop thread");
+	pthread_setname_np(fs->loop_thread, "cpx-fuse-loop");
 	cpx_info("serving %s (run dir %s, %s transport, %d connection%s per "
 	    "worker)", fs->set.mountpoint, fs->set.run_dir, fs->transport->name,
 	    fs->nlanes, fs->nlanes == 1 ? "" : "s");

@@ -1,6 +1,7 @@
 /* lane.c — the bulk-read lanes: a thread, a loop and connections of their own. */
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,6 +223,7 @@ void
 cfs_lanes_start(struct cfs *fs)
 {
 	struct cfs_lane *lane;
+	char name[16];		/* a thread's name: 15 bytes at most */
 	int i;
 
 	for (i = 1; i < fs->nlanes; i++) {
@@ -237,6 +239,8 @@ cfs_lanes_start(struct cfs *fs)
 		    LANE_TICK_MS);
 		if (pthread_create(&lane->thread, NULL, lane_main, lane) != 0)
 			cpx_fatal("cannot start lane %d", i);
+		snprintf(name, sizeof name, "cpx-fuse-lane%u", (unsigned)i % 100);
+		pthread_setname_np(lane->thread, name);
 	}
 }
 

@@ -250,6 +250,7 @@ cfs_notify_start(struct cfs *fs)
 	fs->notify_running = 1;
 	if (pthread_create(&fs->notify_thread, NULL, notify_main, fs) != 0)
 		cpx_fatal("cannot start the notification thread");
+	pthread_setname_np(fs->notify_thread, "cpx-fuse-notify");
 }
 
 /* Pending notices are dropped: the kernel is going away. */
