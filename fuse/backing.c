@@ -23,6 +23,7 @@
 
 #define BACKING_BUDGET(c) ((c)->budget * 4)
 #define RETIRE_MS 2000
+#define WRITE_BLOCKS 2		/* 256 KiB per write: folios of that size */
 
 /*
  * Under the lock: the record's backing file is retired. Its id stays
@@ -134,7 +135,14 @@ cfs_cache__unpin_all(struct cfs *fs, struct block **bs, size_t n)
 	free(bs);
 }
 
-/* The blocks, in one write (or as few as the kernel takes): 0 or -errno. */
+/*
+ * The blocks, WRITE_BLOCKS at a time: 0 or -errno. Each write returns to
+ * user space, where this thread can be preempted: one 2 MiB write copies
+ * into one 2 MiB folio without a preemption point (CONFIG_PREEMPT_NONE),
+ * and when the memory behind that folio is new to the machine (a VM
+ * whose free memory went back to its host) the copy takes 3-7 ms, during
+ * which a FUSE thread woken on that CPU waits (traced with sched_switch).
+ */
 static int
 write_blocks(int fd, struct block **bs, size_t n)
 {
@@ -150,7 +158,8 @@ write_blocks(int fd, struct block **bs, size_t n)
 	}
 	while (first < n && error == 0) {
 		w = pwritev(fd, iov + first,
-		    (int)(n - first < 1024 ? n - first : 1024), off);
+		    (int)(n - first < WRITE_BLOCKS ? n - first : WRITE_BLOCKS),
+		    off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
