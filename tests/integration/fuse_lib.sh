@@ -242,6 +242,56 @@ assert kind == w.MSG["ERROR"] and b"host-key" in payload, (kind, payload)
 EOF
 }
 
+# fz_expect_identical WORKER_DIR MOUNT_DIR: a 3 MB segment renamed into
+# place and a 40 MB file written on the worker read the same through the
+# mount (the segment within 5 s).
+fz_expect_identical() {
+	local w=$1 m=$2 i
+	head -c 3000000 /dev/urandom >"$w/chunk-stream0-00001.m4s.tmp"
+	mv "$w/chunk-stream0-00001.m4s.tmp" "$w/chunk-stream0-00001.m4s"
+	for i in $(seq 100); do
+		cmp -s "$w/chunk-stream0-00001.m4s" "$m/chunk-stream0-00001.m4s" && break
+		sleep 0.05
+	done
+	cmp "$w/chunk-stream0-00001.m4s" "$m/chunk-stream0-00001.m4s" ||
+		fz_fail "segment differs through the mount"
+	head -c 40000000 /dev/urandom >"$w/big"
+	cmp "$w/big" "$m/big" || fz_fail "large file differs through the mount"
+}
+
+# fz_expect_mute_withdrawn DIR: ROUTE_ADD of DIR (created below the mount)
+# to a worker that accepts TCP and never says a word (its key pinned and
+# listed, so either SSH client gets as far as waiting), by a shim that
+# gives up after 0.5 s without ROUTE_DEL: no answer, and the route does
+# not stay behind.
+fz_expect_mute_withdrawn() {
+	mkdir -p "$FZ/mnt/$1"
+	python3 - "$FZ/run/fuse.sock" "$1" "$FZ/ssh/known_hosts" "$FZ/ssh/host_w1.pub" <<'EOF'
+import json, socket, sys, time, fuse_wire as w
+sock, d, kh, pub = sys.argv[1:]
+mute = socket.socket()
+mute.bind(("127.0.0.1", 0))
+mute.listen(8)                          # accepts TCP, never says a word
+key = " ".join(open(pub).read().split()[:2])
+with open(kh, "a") as f:                # listed: ssh runs, and waits
+    f.write("[127.0.0.1]:%d %s\n" % (mute.getsockname()[1], key))
+ep = {"name": "mute", "host": "127.0.0.1", "port": mute.getsockname()[1],
+      "user": "root", "host_key": key}
+c = w.control(sock)
+c.send(w.MSG["ROUTE_ADD"], 1, json.dumps({"dir": d, "job": "j", "worker": ep}).encode())
+try:
+    m = c.recv(0.5)
+    sys.exit("an answer came from a mute worker: %r" % (m,))
+except socket.timeout:
+    pass
+c.sock.close()                          # the shim gives up
+time.sleep(0.5)
+EOF
+	grep -q "\"$1\"" "$FZ/run/fuse-routes.json" &&
+		fz_fail "a route nobody waits for stayed"
+	return 0
+}
+
 # fz_expect_lost FILE: w1's sshd killed with its sessions and agents;
 # FILE (through the mount) fails within 2.5 s, never reads, never hangs.
 fz_expect_lost() {

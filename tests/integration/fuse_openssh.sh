@@ -66,16 +66,7 @@ tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- '-F /dev/null .*StrictHostKeyChec
 fz_ok "the pinned key alone in a 0600 known_hosts; ssh strict, in its own group"
 
 W=$FZ/w1/$S/a
-head -c 3000000 /dev/urandom >"$W/chunk-stream0-00001.m4s.tmp"
-mv "$W/chunk-stream0-00001.m4s.tmp" "$W/chunk-stream0-00001.m4s"
-for i in $(seq 100); do
-	cmp -s "$W/chunk-stream0-00001.m4s" "$FZ/mnt/$S/a/chunk-stream0-00001.m4s" && break
-	sleep 0.05
-done
-cmp "$W/chunk-stream0-00001.m4s" "$FZ/mnt/$S/a/chunk-stream0-00001.m4s" ||
-	fz_fail "segment differs through the mount"
-head -c 40000000 /dev/urandom >"$W/big"
-cmp "$W/big" "$FZ/mnt/$S/a/big" || fz_fail "large file differs through the mount"
+fz_expect_identical "$W" "$FZ/mnt/$S/a"
 # The second connection is started once the first is ready; an ssh
 # process takes longer to get there than the 40 MB above may take.
 for i in $(seq 100); do
@@ -109,30 +100,7 @@ fz_expect_host_key_refused "$S/unlisted" w1-unlisted localhost "$FZ/ssh/host_w1.
 fz_ok "a pinned key that CLUSTERPLEX_KNOWN_HOSTS does not list is refused (host-key)"
 
 # A worker that never answers, and a shim that stops waiting.
-mkdir -p "$FZ/mnt/$S/mute"
-python3 - "$FZ/run/fuse.sock" "$S/mute" "$FZ/ssh/known_hosts" "$FZ/ssh/host_w1.pub" <<'EOF'
-import json, socket, sys, time, fuse_wire as w
-sock, d, kh, pub = sys.argv[1:]
-mute = socket.socket()
-mute.bind(("127.0.0.1", 0))
-mute.listen(8)                          # accepts TCP, never says a word
-key = " ".join(open(pub).read().split()[:2])
-with open(kh, "a") as f:                # listed: ssh runs, and waits
-    f.write("[127.0.0.1]:%d %s\n" % (mute.getsockname()[1], key))
-ep = {"name": "mute", "host": "127.0.0.1", "port": mute.getsockname()[1],
-      "user": "root", "host_key": key}
-c = w.control(sock)
-c.send(w.MSG["ROUTE_ADD"], 1, json.dumps({"dir": d, "job": "j", "worker": ep}).encode())
-try:
-    m = c.recv(0.5)
-    sys.exit("an answer came from a mute worker: %r" % (m,))
-except socket.timeout:
-    pass
-c.sock.close()                          # the shim gives up
-time.sleep(0.5)
-EOF
-grep -q '"Transcode/Sessions/mute"' "$FZ/run/fuse-routes.json" &&
-	fz_fail "a route nobody waits for stayed"
+fz_expect_mute_withdrawn "$S/mute"
 fz_ok "a route abandoned by its shim before it was confirmed is withdrawn"
 
 # sshd and its sessions gone: reads fail within the bound, never hang.

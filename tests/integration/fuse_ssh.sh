@@ -19,16 +19,7 @@ fz_route "$S/a" job-a w1
 fz_ok "ROUTE_OK over SSH (host key pinned)"
 
 W=$FZ/w1/$S/a
-head -c 3000000 /dev/urandom >"$W/chunk-stream0-00001.m4s.tmp"
-mv "$W/chunk-stream0-00001.m4s.tmp" "$W/chunk-stream0-00001.m4s"
-for i in $(seq 100); do
-	cmp -s "$W/chunk-stream0-00001.m4s" "$FZ/mnt/$S/a/chunk-stream0-00001.m4s" && break
-	sleep 0.05
-done
-cmp "$W/chunk-stream0-00001.m4s" "$FZ/mnt/$S/a/chunk-stream0-00001.m4s" ||
-	fz_fail "segment differs through the mount"
-head -c 40000000 /dev/urandom >"$W/big"
-cmp "$W/big" "$FZ/mnt/$S/a/big" || fz_fail "large file differs through the mount"
+fz_expect_identical "$W" "$FZ/mnt/$S/a"
 grep -q "w1: lane 1: file service ready" "$FZ/fuse.log" ||
 	fz_fail "the second connection never came up"
 fz_ok "segments and a 40 MB file identical over SSH, on two connections"
@@ -40,27 +31,7 @@ fz_ok "a worker presenting another host key is refused (ERROR host-key)"
 
 # A worker that never answers, and a shim that stops waiting (it runs the
 # job locally then, without ROUTE_DEL): the route must not stay behind.
-mkdir -p "$FZ/mnt/$S/mute"
-python3 - "$FZ/run/fuse.sock" "$S/mute" <<'EOF'
-import json, socket, sys, time, fuse_wire as w
-sock, d = sys.argv[1:]
-mute = socket.socket()
-mute.bind(("127.0.0.1", 0))
-mute.listen(8)                          # accepts TCP, never says a word
-ep = {"name": "mute", "host": "127.0.0.1", "port": mute.getsockname()[1],
-      "user": "root", "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN"}
-c = w.control(sock)
-c.send(w.MSG["ROUTE_ADD"], 1, json.dumps({"dir": d, "job": "j", "worker": ep}).encode())
-try:
-    m = c.recv(0.5)
-    sys.exit("an answer came from a mute worker: %r" % (m,))
-except socket.timeout:
-    pass
-c.sock.close()                          # the shim gives up
-time.sleep(0.5)
-EOF
-grep -q '"Transcode/Sessions/mute"' "$FZ/run/fuse-routes.json" &&
-	fz_fail "a route nobody waits for stayed"
+fz_expect_mute_withdrawn "$S/mute"
 echo local >"$FZ/mnt/$S/mute/temp-0.srt"
 [ -f "$FZ/mnt/$S/mute/temp-0.srt" ] && [ ! -e "$FZ/w1/$S/mute" ] ||
 	fz_fail "the abandoned route still takes writes"
