@@ -11,8 +11,9 @@
 
 /*
  * With FUSE passthrough (kio.c) a complete segment is written once into
- * an unnamed file (O_TMPFILE) in the folder underneath the mount, in one
- * write so the filesystem can hold it in large folios, and registered
+ * an unnamed file (O_TMPFILE) in the folder underneath the mount, in
+ * 256 KiB writes so the filesystem holds it in folios that large (FUSE's
+ * own page cache has 4 KiB pages only), and registered
  * with the kernel as a backing file: opens of the segment then read it
  * directly, at the speed of a local file. A backing file belongs to one
  * version of a record: a new version, or the record's end, closes it
