@@ -632,6 +632,7 @@ struct cfs {
 	pthread_mutex_t notify_lock;
 	pthread_cond_t notify_cond;
 	struct cfs_notice *notices, *notices_tail;
+	struct cfs_notice *stores, *stores_tail;	/* N_STORE, made later */
 	int notify_stop;
 	int notify_running;
 };

@@ -317,6 +317,8 @@ static void
 init_state(struct cfs *fs, struct cfs_settings *set,
     const struct cfs_transport *transport, void *transport_arg)
 {
+	pthread_condattr_t ca;
+
 	memset(fs, 0, sizeof *fs);
 	fs->set = *set;
 	memset(set, 0, sizeof *set);
@@ -327,7 +329,10 @@ init_state(struct cfs *fs, struct cfs_settings *set,
 	pthread_mutex_init(&fs->files_lock, NULL);
 	cfs_lanes_init(fs, (int)fs->set.connections);
 	pthread_mutex_init(&fs->notify_lock, NULL);
-	pthread_cond_init(&fs->notify_cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);	/* cpx_now_ms() */
+	pthread_cond_init(&fs->notify_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	cfs_nodes_init(fs);
 	cfs_cache_init(fs);
 	loop_handles(fs);
