@@ -109,11 +109,12 @@ start_inotify(struct files_svc *s)
 }
 
 /*
- * The watch on `path` (created with the folder if need be), with `mask`
- * added to what it already reports. NULL and *error when impossible.
+ * The watch on `path` (with `create`, the folder is made if need be), with
+ * `mask` added to what it already reports. NULL and *error when impossible.
  */
 static struct files_watch *
-watch_get(struct files_svc *s, const char *path, uint32_t mask, int *error)
+watch_get(struct files_svc *s, const char *path, uint32_t mask, int create,
+    int *error)
 {
 	struct files_watch *w = find_path(s, path);
 	char proc[32];
@@ -130,7 +131,9 @@ watch_get(struct files_svc *s, const char *path, uint32_t mask, int *error)
 	}
 	if (s->infd < 0 && (*error = start_inotify(s)) != 0)
 		return NULL;
-	if ((fd = open_or_create_dir(s, path)) < 0) {
+	fd = create ? open_or_create_dir(s, path) :
+	    cpx_open_beneath(s->rootfd, path, O_PATH | O_DIRECTORY, 0, 0);
+	if (fd < 0) {
 		*error = fd;
 		return NULL;
 	}
@@ -164,12 +167,17 @@ files_watch_add(struct files_svc *s, const char *path)
 	struct files_watch *w;
 	int error;
 
-	if ((w = watch_get(s, path, 0, &error)) != NULL)
+	if ((w = watch_get(s, path, 0, 1, &error)) != NULL)
 		w->events = 1;
 	return error;
 }
 
-/* PUSH: share `flags & 0xffff` of `flags >> 16` of its files' contents. */
+/*
+ * PUSH: share `flags & 0xffff` of `flags >> 16` of its files' contents.
+ * Only WATCH creates the folder: a PUSH from another connection can
+ * arrive after PMS deleted it (through connection 0, which carries the
+ * delete), and must not bring it back (-ENOENT then).
+ */
 int
 files_watch_push(struct files_svc *s, const char *path, uint32_t flags,
     uint64_t max)
@@ -177,7 +185,7 @@ files_watch_push(struct files_svc *s, const char *path, uint32_t flags,
 	struct files_watch *w;
 	int error;
 
-	if ((w = watch_get(s, path, IN_MODIFY, &error)) == NULL)
+	if ((w = watch_get(s, path, IN_MODIFY, 0, &error)) == NULL)
 		return error;
 	w->push = 1;
 	w->share = flags & 0xffff;

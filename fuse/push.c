@@ -418,6 +418,9 @@ on_push(struct cfs *fs, struct cfs_call *c, int status, struct cpx_reader *r)
 
 	if (status == 0)
 		cfs_route_set_push(fs, pa->dir, pa->worker, pa->lane, 1);
+	else if (status == -ENOENT)	/* deleted meanwhile: nothing to push */
+		cpx_debug("worker %s: lane %d: %s is gone, no push", pa->worker,
+		    pa->lane, pa->dir);
 	else if (status != -EIO)
 		cpx_warn("worker %s: lane %d cannot push %s: %s", pa->worker,
 		    pa->lane, pa->dir, strerror(-status));

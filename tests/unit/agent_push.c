@@ -161,13 +161,27 @@ request(struct fixture *fx, const struct cpx_freq *q)
 }
 
 static int
-push(struct fixture *fx, const char *dir, unsigned share, unsigned shares,
-    uint64_t max)
+push_raw(struct fixture *fx, const char *dir, unsigned share,
+    unsigned shares, uint64_t max)
 {
 	struct cpx_freq q = { .op = CPX_FOP_PUSH, .path = dir,
 	    .flags = share | shares << 16, .size = max };
 
 	return request(fx, &q);
+}
+
+static char *in_root(struct fixture *fx, const char *rel);
+
+/* PUSH of a folder that exists, as connection 0's WATCH made it. */
+static int
+push(struct fixture *fx, const char *dir, unsigned share, unsigned shares,
+    uint64_t max)
+{
+	char *path = in_root(fx, dir);
+
+	assert_int_equal(cpx_mkdir_p(path, 0755), 0);
+	free(path);
+	return push_raw(fx, dir, share, shares, max);
 }
 
 static uint8_t
@@ -239,6 +253,27 @@ check_share(struct fixture *fx, const char *rel, unsigned share,
 	free(want);
 	close(fd);
 	free(path);
+}
+
+/*
+ * A PUSH may come from another connection after PMS deleted the folder
+ * through connection 0: it fails and does not make the folder again.
+ */
+static void
+test_push_never_creates(void **state)
+{
+	struct fixture *fx = *state;
+	char *dir = in_root(fx, "S/gone");
+	struct stat st;
+
+	assert_int_equal(push_raw(fx, "S/gone", 1, 2, 64 * B), -ENOENT);
+	assert_int_equal(stat(dir, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(request(fx, &(struct cpx_freq){ .op = CPX_FOP_WATCH,
+	    .path = "S/gone" }), 0);
+	assert_int_equal(stat(dir, &st), 0);	/* WATCH makes it */
+	assert_int_equal(push_raw(fx, "S/gone", 1, 2, 64 * B), 0);
+	free(dir);
 }
 
 /* Blocks go out while the file grows; the tail and DONE at its rename. */
@@ -420,6 +455,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_push_never_creates, setup,
+		    teardown),
 		cmocka_unit_test(test_hash),
 	};
 
