@@ -44,22 +44,12 @@ known() {
 	fi
 }
 
-# shim SESSION [NAME=VALUE...] -- ARGS: the shim on pms in the session
-# folder, with PMS's environment; its stderr goes to $O/shim.log.
+# shim SESSION [NAME=VALUE...] -- ARGS: cluster_shim with PMS's token;
+# its stderr goes to $O/shim.log.
 shim() {
 	local s=$1
 	shift
-	cluster_pms mkdir -p "/transcode/Transcode/Sessions/$s"
-	cluster_pms /bin/bash -c '
-		while IFS= read -r l; do
-			case $l in "" | "#"*) ;; *) export "$l" ;; esac
-		done </etc/clusterplex/pms.env
-		cd "/transcode/Transcode/Sessions/$1" && shift
-		v=()
-		while [ "$1" != -- ]; do v+=("$1"); shift; done
-		shift
-		exec env X_PLEX_TOKEN='"$PLEX_TOKEN"' "${v[@]}" "$0" "$@"' \
-		"$CPX_SRC/$CPX_BUILD/clusterplex-shim" "$s" "$@" 2>>"$O/shim.log"
+	cluster_shim "$s" X_PLEX_TOKEN="$PLEX_TOKEN" "$@" 2>>"$O/shim.log"
 }
 
 # From worker 2's network: what a rogue on the workers' network can send.
