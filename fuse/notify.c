@@ -18,8 +18,8 @@
  * is asked for, in a queue of its own, so other notices never wait behind
  * it. PMS's first read of a segment often comes the moment the segment
  * completes; it is then served from our cache, and writing the 2 MiB
- * copy at that moment only competes with it for the CPU (bench-fuse's
- * 2 MiB DASH series: p50 6.2-7.3 ms with the copy made at once, 5.5-6.0
+ * copy at that moment only competes with it for the CPU (2 MiB DASH
+ * segments, p50 over 40: 6.2-7.3 ms with the copy made at once, 5.2-6.1
  * ms with it made 30 ms later). Later opens read the copy.
  */
 
@@ -117,7 +117,10 @@ cfs_notify_inode(struct cfs *fs, fuse_ino_t ino)
 	push(fs, n);
 }
 
-/* Pushes the cached contents of `path` into the kernel's page cache. */
+/*
+ * Makes the cached contents of `path` local for the kernel (a passthrough
+ * copy, or its page cache), STORE_DELAY_MS from now.
+ */
 void
 cfs_notify_store(struct cfs *fs, const char *path)
 {
