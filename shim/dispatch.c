@@ -74,6 +74,12 @@ parse_placement(const char *body, const char *asked,
 		cpx_set_cause(cause, "placement answer: %s", sub);
 		goto out;
 	}
+	if (*pl->worker.host_key == '\0') {
+		cpx_set_cause(cause, "placement answer: worker %s has no "
+		    "pinned host_key", pl->worker.name);
+		shim_placement_free(pl);
+		goto out;
+	}
 	pl->job_id = cpx_xstrdup(cJSON_IsString(job) && *job->valuestring ?
 	    job->valuestring : asked);
 	error = 0;
