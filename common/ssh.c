@@ -371,9 +371,9 @@ ssh_recv(libssh2_socket_t fd, void *buf, size_t n, int flags, void **abstract)
 	if (r > 0) {
 		c->last_rx = cpx_now_ms();
 		/*
-		 * sshd does not set TCP_NODELAY on exec sessions: our delayed
-		 * ACKs would stall each small exchange by 40 ms. The kernel
-		 * clears QUICKACK by itself, so it is set again every time.
+		 * Our ACKs go out at once, so no small exchange waits on a
+		 * delayed one (up to 40 ms). The kernel clears QUICKACK by
+		 * itself, so it is set again every time.
 		 */
 		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 	}
