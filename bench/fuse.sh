@@ -252,11 +252,14 @@ def series(kind, size):
         first.append(a * 1000)
         whole.append(b * 1000)
         time.sleep(0.05)	# segments come some time apart
+    slow = sorted(range(nseg), key=lambda i: whole[i])[-3:][::-1]
     print("(a) %s, %d x %d KiB: whole segment p50 %.2f ms, p99 %.2f ms;"
-          " first bytes p50 %.2f ms, p99 %.2f ms (target p50 < 5 ms)" % (
+          " first bytes p50 %.2f ms, p99 %.2f ms (target p50 < 5 ms);"
+          " slowest: %s" % (
           "DASH (256 KiB writes, rename)" if kind == "dash" else
           "HLS (32 KiB writes over ~0.2 s, close)", nseg, size >> 10,
-          pct(whole, .5), pct(whole, .99), pct(first, .5), pct(first, .99)))
+          pct(whole, .5), pct(whole, .99), pct(first, .5), pct(first, .99),
+          ", ".join("#%d %.1f ms" % (i, whole[i]) for i in slow)))
 
 series("dash", 2 << 20)
 series("dash", 1 << 20)
