@@ -20,8 +20,6 @@
  * (files open through it keep it until they close). They are bounded to
  * 4 x CLUSTERPLEX_FUSE_CACHE_MB, the least recently opened closed first:
  * page cache the kernel may write back and reclaim, and disk space.
- * A pushed file's copy is mostly written as its blocks arrive instead
- * (push.c, cfs_backing__adopt_file()).
  */
 
 #define BACKING_BUDGET(c) ((c)->budget * 4)
@@ -182,23 +180,15 @@ write_blocks(int fd, struct block **bs, size_t n)
 	return error;
 }
 
-/* An unnamed file in the folder underneath the mount: fd or -errno. */
-int
-cfs_backing_new_file(struct cfs *fs)
-{
-	int fd = openat(fs->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-
-	return fd >= 0 ? fd : -errno;
-}
-
 /* An unnamed local file holding the blocks, registered: its id or -errno. */
 static int
 make_file(struct cfs *fs, struct block **bs, size_t n)
 {
 	int fd, id;
 
-	if ((fd = cfs_backing_new_file(fs)) < 0)
-		return fd;
+	fd = openat(fs->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
 	if ((id = write_blocks(fd, bs, n)) == 0)
 		id = cfs_kio_backing_open(fs, fd);
 	close(fd);		/* the kernel holds its own reference */
@@ -223,28 +213,6 @@ attach(struct cfs *fs, struct rec *r, int id, const struct cpx_attr *v)
 	c->backing_bytes += v->size;
 	c->nbacking++;
 	evict(fs);
-}
-
-/*
- * Under the lock: fd, written as the record's blocks were pushed (push.c),
- * holds every byte of its version now, and becomes its backing file at
- * once, without the copy cfs_backing_make() would make. 0 or -errno.
- */
-int
-cfs_backing__adopt_file(struct cfs *fs, struct rec *r, int fd)
-{
-	int id;
-
-	if (!r->stable || !r->pushed || r->backing_busy ||
-	    (r->backing > 0 && cfs_same_version(&r->backing_version,
-	    &r->attr)) || !cfs_cache__complete(r))
-		return 0;
-	if (ftruncate(fd, (off_t)r->attr.size) != 0)
-		return -errno;
-	if ((id = cfs_kio_backing_open(fs, fd)) < 0)
-		return id;
-	attach(fs, r, id, &r->attr);
-	return 0;
 }
 
 /*

@@ -127,7 +127,6 @@ drop_blocks(struct cfs *fs, struct rec *r)
 	r->want_store = 0;
 	r->stored_ino = 0;
 	r->pushed = 0;
-	r->push_handed = 0;
 	cfs_backing__release(fs, r);
 }
 

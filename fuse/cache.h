@@ -48,8 +48,6 @@ struct rec {
 	int pushed;		/* lane 0's agent pushed this version: the
 				   worker wrote it (not us), so it may be
 				   passed through (backing.c) */
-	uint64_t push_dev, push_ino;	/* the stream it adopts from */
-	uint64_t push_handed;	/* blocks of this version it handed over */
 	int backing;		/* passthrough backing file id, 0: none */
 	int backing_busy;	/* being made */
 	struct cpx_attr backing_version;
@@ -87,9 +85,6 @@ struct pstream {
 	char *adopter;		/* the path waiting for shares, or NULL */
 	struct cpx_attr adopt_version;
 	uint32_t awaited;	/* shares the adopter waits for */
-	int copy_fd;		/* every block as pushed, in an unnamed
-				   local file (backing.c), or -1 */
-	int copy_bad;		/* a write to it failed */
 	uint64_t touched;	/* ms: last frame or adoption */
 	struct pstream *next;
 };
@@ -143,8 +138,6 @@ void cfs_push__free_all(struct cfs *fs);
 
 /* backing.c */
 void cfs_backing__release(struct cfs *fs, struct rec *r);
-int cfs_backing__adopt_file(struct cfs *fs, struct rec *r, int fd);
-int cfs_backing_new_file(struct cfs *fs);
 struct block **cfs_cache__pin_all(struct cfs *fs, struct rec *r, size_t *n);
 void cfs_cache__unpin_all(struct cfs *fs, struct block **bs, size_t n);
 

@@ -20,9 +20,7 @@
  * completes; it is then served from our cache, and writing the 2 MiB
  * copy at that moment only competes with it for the CPU (2 MiB DASH
  * segments, p50 over 40: 6.2-7.3 ms with the copy made at once, 5.2-6.1
- * ms with it made 30 ms later). Later opens read the copy. A file made
- * whole from its pushes alone has its copy already (push.c): the store
- * finds it and does nothing.
+ * ms with it made 30 ms later). Later opens read the copy.
  */
 
 enum notice_kind { N_ENTRY, N_EXPIRE, N_INODE, N_STORE, N_UNDER };

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cache.h"
 
@@ -19,14 +18,6 @@
  * (their blocks stay pending without a fetch), and fetched after all if
  * that lane drops the file, loses its connection, or stays silent for
  * PUSH_WAIT_MS. Anything not pushed is fetched as before.
- *
- * With passthrough, each block is also written, as it arrives, into an
- * unnamed local file of its stream (outside the lock, by the lane that
- * received it). A file whose every block came from its stream gets that
- * file as its backing file the moment it is whole: PMS's open right
- * after the segment completes reads it in the kernel, instead of through
- * us while the copy is made 30 ms later (notify.c). A share's DONE comes
- * after its blocks on its lane, so a handed-over block is on disk.
  *
  * Thread safety: lane threads and the loop thread, under fs->cache_lock.
  */
@@ -51,7 +42,6 @@ stream_find(struct cfs *fs, const char *worker, uint64_t dev, uint64_t ino,
 	ps->worker = cpx_xstrdup(worker);
 	ps->dev = dev;
 	ps->ino = ino;
-	ps->copy_fd = -1;
 	ps->next = c->streams;
 	c->streams = ps;
 	c->nstreams++;
@@ -82,8 +72,6 @@ stream_free(struct cfs *fs, struct pstream *ps)
 	c->nstreams--;
 	for (i = 0; i < ps->nblocks; i++)
 		drop_block(fs, ps, i);
-	if (ps->copy_fd >= 0)
-		close(ps->copy_fd);
 	free(ps->data);
 	free(ps->len);
 	free(ps->worker);
@@ -134,15 +122,14 @@ make_room(struct cfs *fs, struct pstream *keep, size_t n)
 	return 0;
 }
 
-/* Keeps a pushed block: 1, or 0 when there is no room for it. */
-static int
+static void
 put_block(struct cfs *fs, struct pstream *ps, const struct cpx_push *m)
 {
 	size_t i = (size_t)(m->offset / CFS_BLOCK), n;
 
 	/* Files larger than this are not pushed: nothing to keep for them. */
 	if (m->offset >= (uint64_t)fs->set.prefetch_max_mb * 1024 * 1024)
-		return 0;
+		return;
 
 	if (i >= ps->nblocks) {
 		n = i + 1 > 2 * ps->nblocks ? i + 1 : 2 * ps->nblocks;
@@ -156,75 +143,11 @@ put_block(struct cfs *fs, struct pstream *ps, const struct cpx_push *m)
 	}
 	drop_block(fs, ps, i);
 	if (make_room(fs, ps, m->len) != 0)
-		return 0;	/* fetched at completion instead */
+		return;		/* fetched at completion instead */
 	ps->data[i] = cpx_xmalloc(m->len > 0 ? m->len : 1);
 	memcpy(ps->data[i], m->data, m->len);
 	ps->len[i] = (uint32_t)m->len;
 	C(fs)->push_bytes += m->len;
-	return 1;
-}
-
-/*
- * Under the lock: a descriptor of the stream's local copy for the block
- * just kept (the caller writes it outside the lock and closes it), or -1
- * when there is none (no passthrough, or it could not be made).
- */
-static int
-copy_writer(struct cfs *fs, struct pstream *ps)
-{
-	int fd = -1;
-
-	if (!fs->pt_on || ps->copy_bad)
-		return -1;
-	if (ps->copy_fd < 0 && (ps->copy_fd = cfs_backing_new_file(fs)) < 0)
-		ps->copy_fd = -1;
-	else
-		fd = dup(ps->copy_fd);
-	if (fd < 0)
-		ps->copy_bad = 1;	/* the copy would miss this block */
-	return fd;
-}
-
-/* Lane threads, outside the lock: the block into the stream's copy. */
-static void
-write_copy(struct cfs *fs, struct cfs_worker *w, int fd,
-    const struct cpx_push *m)
-{
-	ssize_t n;
-	struct pstream *ps;
-
-	do {
-		n = pwrite(fd, m->data, m->len, (off_t)m->offset);
-	} while (n < 0 && errno == EINTR);
-	close(fd);
-	if (n == (ssize_t)m->len)
-		return;
-	pthread_mutex_lock(&fs->cache_lock);
-	if ((ps = stream_find(fs, w->name, m->dev, m->ino, 0)) != NULL)
-		ps->copy_bad = 1;
-	pthread_mutex_unlock(&fs->cache_lock);
-}
-
-/*
- * Under the lock: the adopter has all it will get from the stream. If
- * every block of r came from it, the stream's copy becomes r's backing
- * file; either way the copy is done with.
- */
-static void
-copy_done(struct cfs *fs, struct pstream *ps, struct rec *r)
-{
-	int error;
-
-	if (ps->copy_fd < 0)
-		return;
-	if (r != NULL && !ps->copy_bad && r->push_dev == ps->dev &&
-	    r->push_ino == ps->ino && r->push_handed ==
-	    (r->attr.size + CFS_BLOCK - 1) / CFS_BLOCK &&
-	    (error = cfs_backing__adopt_file(fs, r, ps->copy_fd)) != 0)
-		cpx_debug("no backing file for %s from its pushes: %s",
-		    r->path, strerror(-error));
-	close(ps->copy_fd);
-	ps->copy_fd = -1;
 }
 
 static int
@@ -262,8 +185,6 @@ hand_over(struct cfs *fs, struct pstream *ps, struct rec *r, struct block *b,
 	ps->data[i] = NULL;
 	ps->len[i] = 0;
 	c->push_bytes -= len;
-	if (r->push_dev == ps->dev && r->push_ino == ps->ino)
-		r->push_handed++;
 	cfs_cache__fill(fs, r, b, data, len);
 }
 
@@ -297,8 +218,6 @@ settle(struct cfs *fs, struct pstream *ps, unsigned share)
 		}
 	}
 	if (ps->awaited == 0) {
-		copy_done(fs, ps, r != NULL && r->has_attr &&
-		    same_version(&r->attr, &ps->adopt_version) ? r : NULL);
 		free(ps->adopter);
 		ps->adopter = NULL;
 	}
@@ -327,7 +246,6 @@ cfs_push_frame(struct cfs *fs, struct cfs_worker *w, const uint8_t *p,
 	unsigned share = (unsigned)w->lane->index;
 	struct pstream *ps;
 	struct cpx_push m;
-	int copy = -1;
 	size_t i;
 
 	if (cpx_push_parse(p, n, &m) != 0) {
@@ -339,13 +257,9 @@ cfs_push_frame(struct cfs *fs, struct cfs_worker *w, const uint8_t *p,
 	ps->touched = cpx_now_ms();
 	switch (m.kind) {
 	case CPX_PUSH_DATA:
-		/* Its share was handed over already: the file changed since. */
-		if (ps->adopter != NULL && !(ps->awaited & (1u << share)))
-			ps->copy_bad = 1;
 		ps->done &= ~(1u << share);
 		ps->dropped &= ~(1u << share);
-		if (put_block(fs, ps, &m))
-			copy = copy_writer(fs, ps);
+		put_block(fs, ps, &m);
 		break;
 	case CPX_PUSH_DONE:
 		cpx_debug("worker %s: lane %u: %llu:%llu done, %llu bytes",
@@ -367,8 +281,6 @@ cfs_push_frame(struct cfs *fs, struct cfs_worker *w, const uint8_t *p,
 	}
 	cfs_cache__evict(fs);	/* handed-over blocks count from now on */
 	pthread_mutex_unlock(&fs->cache_lock);
-	if (copy >= 0)
-		write_copy(fs, w, copy, &m);
 }
 
 enum { HANDED, AWAITED, FETCHED };
@@ -433,11 +345,6 @@ cfs_cache_adopt(struct cfs *fs, const char *worker, const char *path,
 	if (id->dev != 0 || id->ino != 0)
 		ps = stream_find(fs, worker, id->dev, id->ino, 0);
 	r->pushed = ps != NULL && share_ok(ps, 0, a);
-	if (ps != NULL) {
-		r->push_dev = ps->dev;
-		r->push_ino = ps->ino;
-		r->push_handed = 0;
-	}
 	for (i = 0; i < n; i++) {
 		if (i < r->nblocks && r->blocks[i] != NULL)
 			continue;
@@ -456,7 +363,6 @@ cfs_cache_adopt(struct cfs *fs, const char *worker, const char *path,
 		ps->awaited = awaited;
 		ps->touched = cpx_now_ms();
 	} else if (ps != NULL) {
-		copy_done(fs, ps, r);
 		maybe_free(fs, ps);
 	}
 	cfs_cache__evict(fs);
