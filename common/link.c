@@ -126,16 +126,13 @@ cpx_link_drained(struct cpx_link *link)
 }
 
 /* Delivers every whole frame in the input buffer. */
-void
-cpx_link_input(struct cpx_link *link, const void *data, size_t len)
+static void
+deliver(struct cpx_link *link)
 {
 	struct cpx_frame f;
 	size_t used, off = 0;
 	int error = 0;
 
-	if (link->closed)
-		return;
-	cpx_buf_add(&link->in, data, len);
 	link->delivering++;
 	while (!link->closed) {
 		error = cpx_frame_next(link->in.data + off, link->in.len - off,
@@ -160,6 +157,16 @@ cpx_link_input(struct cpx_link *link, const void *data, size_t len)
 	}
 }
 
+/* Backends call this with what they read. */
+void
+cpx_link_input(struct cpx_link *link, const void *data, size_t len)
+{
+	if (link->closed)
+		return;
+	cpx_buf_add(&link->in, data, len);
+	deliver(link);
+}
+
 /* The libuv stream transport: one stream to read, one to write (may be one). */
 
 struct uvlink {
@@ -170,6 +177,8 @@ struct uvlink {
 	int handles_open;
 	uv_shutdown_t shutdown;
 };
+
+#define UVLINK_READ (256 * 1024)	/* room offered to each read */
 
 struct uvwrite {
 	uv_write_t req;
@@ -260,23 +269,28 @@ uvlink_pending(struct cpx_link *link)
 	return ul->out->write_queue_size;
 }
 
+/* Reads land in the link's input buffer itself: no copy on the way. */
 static void
 uvlink_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	static __thread char chunk[256 * 1024];
+	struct cpx_buf *in = &((struct uvlink *)h->data)->link.in;
 
-	/* Input is copied into the link's buffer at once, so one static chunk serves. */
-	*buf = uv_buf_init(chunk, sizeof chunk);
+	cpx_buf_reserve(in, UVLINK_READ);
+	*buf = uv_buf_init((char *)in->data + in->len,
+	    (unsigned)(in->cap - in->len - 1));	/* room for the '\0' */
 }
 
 static void
 uvlink_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct uvlink *ul = s->data;
+	struct cpx_buf *in = &ul->link.in;
 
-	if (n > 0)
-		cpx_link_input(&ul->link, buf->base, (size_t)n);
-	else if (n == UV_EOF)
+	if (n > 0 && !ul->link.closed) {
+		in->len += (size_t)n;
+		in->data[in->len] = '\0';
+		deliver(&ul->link);
+	} else if (n == UV_EOF)
 		cpx_link_lost(&ul->link, 0);
 	else if (n < 0)
 		cpx_link_lost(&ul->link, (int)n);
