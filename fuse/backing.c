@@ -87,6 +87,20 @@ cfs_cache_backing(struct cfs *fs, const char *path, const struct cpx_attr *v)
 	return id;
 }
 
+static int
+has_copy(const struct rec *r)
+{
+	return r->backing > 0 && cfs_same_version(&r->backing_version,
+	    &r->attr);
+}
+
+/* Whether r's contents are here: whole in memory, or in its local copy. */
+int
+cfs_cache__held(const struct rec *r)
+{
+	return has_copy(r) || cfs_cache__complete(r);
+}
+
 /* Whether path is complete, finished, and has no backing file yet. */
 int
 cfs_cache_wants_backing(struct cfs *fs, const char *path)
@@ -97,8 +111,7 @@ cfs_cache_wants_backing(struct cfs *fs, const char *path)
 	pthread_mutex_lock(&fs->cache_lock);
 	r = cfs_cache__rec(fs, path, 0);
 	yes = r != NULL && r->stable && r->pushed && !r->backing_busy &&
-	    (r->backing <= 0 || !cfs_same_version(&r->backing_version,
-	    &r->attr)) && cfs_cache__complete(r);
+	    !has_copy(r) && cfs_cache__complete(r);
 	pthread_mutex_unlock(&fs->cache_lock);
 	return yes;
 }
@@ -232,8 +245,7 @@ cfs_backing_make(struct cfs *fs, const char *path)
 	pthread_mutex_lock(&fs->cache_lock);
 	r = cfs_cache__rec(fs, path, 0);
 	if (r == NULL || !r->stable || !r->pushed || r->backing_busy ||
-	    (r->backing > 0 && cfs_same_version(&r->backing_version,
-	    &r->attr)) || (bs = cfs_cache__pin_all(fs, r, &n)) == NULL) {
+	    has_copy(r) || (bs = cfs_cache__pin_all(fs, r, &n)) == NULL) {
 		pthread_mutex_unlock(&fs->cache_lock);
 		return 0;
 	}
@@ -248,7 +260,31 @@ cfs_backing_make(struct cfs *fs, const char *path)
 		attach(fs, r, id, &v);
 	pthread_mutex_unlock(&fs->cache_lock);
 	cfs_cache__unpin_all(fs, bs, n);
+	if (id > 0)
+		cfs_backing_free_blocks(fs, path, cfs_node_find_path(fs, path));
 	return id > 0 ? 0 : id;
+}
+
+/*
+ * A record with a local copy keeps no second copy in memory once no open
+ * file of it (node ino, 0: none known) reads through us: opens from now
+ * on pass through. Its freed blocks serve the next segments from memory
+ * this process has touched already; fresh pages would cost a page fault
+ * and a zeroed page each, on the lane threads that receive pushes (a
+ * third of their CPU, measured with perf, while the cache still grew).
+ */
+void
+cfs_backing_free_blocks(struct cfs *fs, const char *path, fuse_ino_t ino)
+{
+	struct rec *r;
+
+	if (ino != 0 && cfs_files_read_through_us(fs, ino))
+		return;
+	pthread_mutex_lock(&fs->cache_lock);
+	r = cfs_cache__rec(fs, path, 0);
+	if (r != NULL && has_copy(r))
+		cfs_cache__drop_idle(fs, r);
+	pthread_mutex_unlock(&fs->cache_lock);
 }
 
 /* Retired backing files are closed once no open can be choosing them. */

@@ -16,6 +16,7 @@ cfs_cache_init(struct cfs *fs)
 	c->buckets = cpx_xcalloc(c->nbuckets, sizeof *c->buckets);
 	c->budget = (size_t)fs->set.cache_mb * 1024 * 1024;
 	c->lru.lru_next = c->lru.lru_prev = &c->lru;
+	c->served.lru_next = c->served.lru_prev = &c->served;
 	fs->cache = c;
 }
 
@@ -61,14 +62,35 @@ lru_unlink(struct block *b)
 	b->lru_next = b->lru_prev = NULL;
 }
 
+/* The block is the most recent of its list. */
 void
 cfs_cache__touch(struct cache *c, struct block *b)
 {
+	struct block *head = b->served ? &c->served : &c->lru;
+
 	lru_unlink(b);
-	b->lru_next = c->lru.lru_next;
-	b->lru_prev = &c->lru;
-	c->lru.lru_next->lru_prev = b;
-	c->lru.lru_next = b;
+	b->lru_next = head->lru_next;
+	b->lru_prev = head;
+	head->lru_next->lru_prev = b;
+	head->lru_next = b;
+}
+
+/*
+ * The kernel was handed the block up to its end, into its page cache: it
+ * serves rereads itself, so our copy is kept for a while only. Bounding
+ * these keeps this process's memory small and warm: a large file read
+ * once no longer grows it to the whole budget of pages never reused,
+ * each new page costing a fault and zeroing on the thread that receives.
+ */
+void
+cfs_cache__served(struct cfs *fs, struct block *b)
+{
+	if (b->rec == NULL || b->state != B_READY)
+		return;
+	if (!b->served)
+		C(fs)->served_bytes += b->len;
+	b->served = 1;
+	cfs_cache__touch(C(fs), b);
 }
 
 static void
@@ -104,6 +126,9 @@ detach(struct cfs *fs, struct block *b)
 		C(fs)->bytes -= b->len;
 		r->nready--;
 	}
+	if (b->served)
+		C(fs)->served_bytes -= b->len;
+	b->served = 0;
 	lru_unlink(b);
 	b->rec = NULL;
 	if (b->pins == 0 && (b->state != B_PENDING ||
@@ -193,17 +218,41 @@ cfs_cache__complete(const struct rec *r)
 	return 1;
 }
 
+/* Blocks nobody reads or waits on go (their bytes are elsewhere now). */
 void
-cfs_cache__evict(struct cfs *fs)
+cfs_cache__drop_idle(struct cfs *fs, struct rec *r)
 {
-	struct cache *c = C(fs);
-	struct block *b = c->lru.lru_prev, *prev;
+	size_t i;
 
-	for (; c->bytes > c->budget && b != &c->lru; b = prev) {
+	for (i = 0; i < r->nblocks; i++)
+		if (r->blocks[i] != NULL && r->blocks[i]->state == B_READY &&
+		    r->blocks[i]->pins == 0)
+			detach(fs, r->blocks[i]);
+}
+
+/* Unpinned blocks of a list go, the oldest first, while *count > limit. */
+static void
+evict_list(struct cfs *fs, struct block *head, const size_t *count,
+    size_t limit)
+{
+	struct block *b = head->lru_prev, *prev;
+
+	for (; *count > limit && b != head; b = prev) {
 		prev = b->lru_prev;
 		if (b->pins == 0)
 			detach(fs, b);
 	}
+}
+
+/* Served blocks beyond SERVED_KEEP go; over budget, served ones first. */
+void
+cfs_cache__evict(struct cfs *fs)
+{
+	struct cache *c = C(fs);
+
+	evict_list(fs, &c->served, &c->served_bytes, SERVED_KEEP);
+	evict_list(fs, &c->served, &c->bytes, c->budget);
+	evict_list(fs, &c->lru, &c->bytes, c->budget);
 }
 
 /* The block at index, new and pending if it was not there (no fetch yet). */
@@ -376,7 +425,7 @@ cfs_cache_prefetch(struct cfs *fs, const char *worker, const char *path,
 	if (r->worker == NULL)
 		r->worker = cpx_xstrdup(worker);
 	cfs_cache__set_attr(fs, r, a, EVENT_TTL_MS);
-	if (!cfs_cache__complete(r)) {
+	if (!cfs_cache__held(r)) {
 		r->want_store = 1;
 		for (i = 0; i < n; i++)
 			cfs_cache__block(fs, r, i);

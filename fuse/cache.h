@@ -28,6 +28,8 @@ struct block {
 	int error;		/* why the fetch failed */
 	unsigned pins;		/* fetch in flight, readers, stores */
 	int awaiting;		/* pending, but no fetch: a push will fill it */
+	int served;		/* read to its end into the kernel's page cache:
+				   on the served list, not the LRU */
 	struct reader **waiters;
 	size_t nwaiters;
 	struct block *lru_prev, *lru_next;
@@ -56,11 +58,13 @@ struct rec {
 };
 
 struct reader {
+	struct cfs *fs;
 	fuse_req_t req;
 	uint64_t off;
 	size_t size;
 	int pinned;		/* the file's version at open: serve that only */
 	struct cpx_attr pin;
+	int cached;		/* the kernel keeps what it is sent (no direct I/O) */
 	unsigned missing;
 	int error;
 	struct block **blocks;
@@ -94,6 +98,8 @@ struct cache {
 	size_t nbuckets, nrecs;
 	size_t bytes, budget;
 	struct block lru;	/* sentinel: lru.lru_next is the most recent */
+	struct block served;	/* sentinel: blocks the kernel was handed */
+	size_t served_bytes;	/* at most SERVED_KEEP after each eviction */
 	struct pstream *streams;
 	size_t nstreams;
 	size_t push_bytes;	/* in streams; at most budget / 2 */
@@ -108,6 +114,7 @@ struct cache {
 };
 
 #define BUCKETS 4096
+#define SERVED_KEEP (32u << 20)
 #define PREAD_TTL_MS 1000
 #define EVENT_TTL_MS 60000	/* the watch reports any later change */
 #define NEAR (4u << 20)	/* reads this close to the last count as sequential */
@@ -123,6 +130,9 @@ void cfs_cache__fetch_awaited(struct cfs *fs, struct rec *r, struct block *b);
 void cfs_cache__fill(struct cfs *fs, struct rec *r, struct block *b,
     uint8_t *data, uint32_t len);
 int cfs_cache__complete(const struct rec *r);
+int cfs_cache__held(const struct rec *r);
+void cfs_cache__drop_idle(struct cfs *fs, struct rec *r);
+void cfs_cache__served(struct cfs *fs, struct block *b);
 void cfs_cache__evict(struct cfs *fs);
 void cfs_cache__unpin(struct block *b);
 void cfs_cache__touch(struct cache *c, struct block *b);

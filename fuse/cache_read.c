@@ -66,8 +66,13 @@ reader_done(struct reader *rd)
 		    rd->error == -EINVAL ? ESTALE : EIO);
 	else
 		reply_reader(rd);
-	for (i = 0; i < rd->nb; i++)
+	for (i = 0; i < rd->nb; i++) {
+		if (rd->error == 0 && rd->cached &&
+		    rd->off + rd->size >= rd->blocks[i]->index * CFS_BLOCK +
+		    rd->blocks[i]->len)
+			cfs_cache__served(rd->fs, rd->blocks[i]);
 		cfs_cache__unpin(rd->blocks[i]);
+	}
 	free(rd->blocks);
 	free(rd);
 }
@@ -127,7 +132,9 @@ cfs_cache_read(struct cfs *fs, fuse_req_t req, struct cfs_file *f,
 	}
 	last = (off + size - 1) / CFS_BLOCK;
 	rd = cpx_xcalloc(1, sizeof *rd);
+	rd->fs = fs;
 	rd->req = req;
+	rd->cached = !f->direct;
 	rd->off = off;
 	rd->size = size;
 	rd->pinned = f->pinned;
@@ -160,5 +167,6 @@ cfs_cache_read(struct cfs *fs, fuse_req_t req, struct cfs_file *f,
 	read_ahead(fs, r, f, off, size);
 	if (--rd->missing == 0)
 		reader_done(rd);
+	cfs_cache__evict(fs);
 	pthread_mutex_unlock(&fs->cache_lock);
 }

@@ -384,6 +384,7 @@ void cfs_files_free(struct cfs *fs);
 int cfs_files_pinned_other(struct cfs *fs, fuse_ino_t ino,
     const struct cpx_attr *v);
 int cfs_files_add_remote(struct cfs *fs, struct cfs_file *f, int backing);
+int cfs_files_read_through_us(struct cfs *fs, fuse_ino_t ino);
 int cfs_files_add_writer(struct cfs *fs, struct cfs_file *f);
 void cfs_cache_init(struct cfs *fs);
 void cfs_cache_free(struct cfs *fs);
@@ -449,6 +450,7 @@ int cfs_cache_backing(struct cfs *fs, const char *path,
     const struct cpx_attr *v);
 int cfs_cache_wants_backing(struct cfs *fs, const char *path);
 int cfs_backing_make(struct cfs *fs, const char *path);
+void cfs_backing_free_blocks(struct cfs *fs, const char *path, fuse_ino_t ino);
 void cfs_backing_tick(struct cfs *fs, int all);
 
 /* events.c (loop thread): FEVENTs from workers. */

@@ -399,8 +399,9 @@ cfs_run(struct cfs_settings *set, const struct cfs_transport *transport,
 
 	signal(SIGPIPE, SIG_IGN);
 	/*
-	 * Cache blocks are 512 KiB: from fresh mmap()s, each would cost 128
-	 * page faults and as many zeroed pages. Keep them in the heap.
+	 * Cache blocks are 128 KiB: from fresh mmap()s, each would cost 32
+	 * page faults and as many zeroed pages. Keep them in the heap, and
+	 * few enough to stay warm (cache.c: served blocks; backing.c).
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);

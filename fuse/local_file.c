@@ -84,6 +84,20 @@ cfs_files_pinned_other(struct cfs *fs, fuse_ino_t ino,
  * that is this version. -ESTALE when the node is passed through to
  * another version of the file (not listed then).
  */
+/* Whether a remote file of node ino is open with reads that come to us. */
+int
+cfs_files_read_through_us(struct cfs *fs, fuse_ino_t ino)
+{
+	struct cfs_file *f;
+	int yes = 0;
+
+	pthread_mutex_lock(&fs->files_lock);
+	for (f = fs->files; f != NULL && !yes; f = f->next)
+		yes = f->remote && f->ino == ino && f->backing <= 0;
+	pthread_mutex_unlock(&fs->files_lock);
+	return yes;
+}
+
 int
 cfs_files_add_remote(struct cfs *fs, struct cfs_file *f, int backing)
 {

@@ -337,7 +337,7 @@ cfs_cache_adopt(struct cfs *fs, const char *worker, const char *path,
 	if (r->worker == NULL)
 		r->worker = cpx_xstrdup(worker);
 	cfs_cache__set_attr(fs, r, a, 60000);
-	if (cfs_cache__complete(r)) {
+	if (cfs_cache__held(r)) {
 		pthread_mutex_unlock(&fs->cache_lock);
 		return 0;
 	}

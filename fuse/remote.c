@@ -401,6 +401,8 @@ cfs_remote_release(struct cfs *fs, struct cfs_file *f)
 	if (f->written)
 		cfs_cache_forget(fs, f->path);
 	cfs_files_remove(fs, f);
+	if (!f->written && f->backing <= 0 && fs->pt_on)
+		cfs_backing_free_blocks(fs, f->path, f->ino);
 	free(f->path);
 	free(f->worker);
 	free(f);

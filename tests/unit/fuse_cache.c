@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "cfs.h"
+#include "cache.h"
 
 static struct cfs *
 new_fs(void)
@@ -202,6 +202,76 @@ test_memory_bound(void **state)
 	free_fs(fs);
 }
 
+/* A whole file of `size` bytes fetched for path, in version a. */
+static struct rec *
+fetched(struct cfs *fs, const char *path, const struct cpx_attr *a)
+{
+	struct cfs_call *c;
+
+	cfs_cache_prefetch(fs, "w1", path, a);
+	while ((c = pop(fs)) != NULL)
+		answer(fs, c, a, 1, 0);
+	assert_int_equal(cfs_cache_complete(fs, path), 1);
+	return cfs_cache__rec(fs, path, 0);
+}
+
+/* Blocks the kernel was handed are kept up to SERVED_KEEP, and go first. */
+static void
+test_served_bounded(void **state)
+{
+	struct cfs *fs = new_fs();
+	struct cpx_attr a = file_attr(6u * 1024 * 1024, 100);
+	uint64_t n = a.size / CFS_BLOCK, i;
+	struct rec *r;
+	char name[16];
+	int k;
+
+	fs->set.cache_mb = 64;
+	C(fs)->budget = 64u << 20;
+	/* Read to the end, one file after the other, like a large file. */
+	for (k = 0; k < 8; k++) {
+		snprintf(name, sizeof name, "big%d", k);
+		r = fetched(fs, name, &a);
+		pthread_mutex_lock(&fs->cache_lock);
+		for (i = 0; i < n; i++)
+			cfs_cache__served(fs, r->blocks[i]);
+		cfs_cache__evict(fs);
+		pthread_mutex_unlock(&fs->cache_lock);
+	}
+	assert_true(C(fs)->served_bytes <= SERVED_KEEP);
+	assert_true(cfs_cache_bytes(fs) <= SERVED_KEEP);
+	assert_int_equal(cfs_cache_complete(fs, "big7"), 1);	/* newest kept */
+	assert_int_equal(cfs_cache_complete(fs, "big0"), 0);
+	/* Over the budget, served blocks go before ones nobody read yet. */
+	C(fs)->budget = 8u << 20;
+	fetched(fs, "unread", &a);
+	assert_int_equal(cfs_cache_complete(fs, "unread"), 1);
+	assert_int_equal(cfs_cache_complete(fs, "big7"), 0);
+	assert_true(cfs_cache_bytes(fs) <= 8u << 20);
+	free_fs(fs);
+}
+
+/* With a local copy, the blocks go and the file counts as held. */
+static void
+test_copy_frees_blocks(void **state)
+{
+	struct cfs *fs = new_fs();
+	struct cpx_attr a = file_attr(CFS_BLOCK * 3, 100);
+	struct rec *r = fetched(fs, "seg", &a);
+
+	cfs_backing_free_blocks(fs, "seg", 0);	/* no copy yet: kept */
+	assert_int_equal(cfs_cache_bytes(fs), a.size);
+	r->backing = 7;			/* as attach() leaves it */
+	r->backing_version = a;
+	cfs_backing_free_blocks(fs, "seg", 0);
+	assert_int_equal(cfs_cache_bytes(fs), 0);
+	/* Its COMPLETE again, or a prefetch: nothing fetched twice. */
+	assert_int_equal(cfs_cache_prefetch(fs, "w1", "seg", &a), 0);
+	assert_null(pop(fs));
+	r->backing = 0;
+	free_fs(fs);
+}
+
 static void
 test_attr_ttl(void **state)
 {
@@ -230,6 +300,8 @@ main(void)
 		cmocka_unit_test(test_new_version_drops),
 		cmocka_unit_test(test_failure_retries),
 		cmocka_unit_test(test_memory_bound),
+		cmocka_unit_test(test_served_bounded),
+		cmocka_unit_test(test_copy_frees_blocks),
 		cmocka_unit_test(test_attr_ttl),
 	};
 
