@@ -13,7 +13,11 @@
 #     its rename) leaves nothing: no descriptor in any agent, nothing held
 #     by fuse;
 #  3. memory stays bounded: 24 sessions writing at once, against a 16 MiB
-#     cache: fuse's and the agents' peak RSS do not grow with the data.
+#     cache: fuse's and the agents' peak RSS do not grow with the data;
+#  4. with the default 256 MiB cache, blocks do not stay once not needed:
+#     64 segments of 2 MiB read as PMS does (their passthrough copies hold
+#     them), then a 96 MiB file read once (the kernel's page cache holds
+#     it): fuse's RSS stays far below what went through.
 set -eu -o pipefail
 . "$(dirname "$0")/fuse_lib.sh"
 fz_require python3
@@ -324,4 +328,54 @@ if ! grep -qa __asan_init "$FZ_FUSE"; then
 	    fz_fail "an agent peaked at $agent_hwm KiB"
 fi
 fz_ok "24 sessions at once: ~330 MB through, fuse peak RSS $((fuse_hwm / 1024)) MiB, agent $((agent_hwm / 1024)) MiB"
+fz_unmount
+
+# 4. The default cache: what the kernel or a local copy holds is let go.
+: >"$FZ/fuse.log"
+fz_mount CLUSTERPLEX_LOG_LEVEL=debug
+mkdir -p "$FZ/mnt/$S/warm"
+fz_route "$S/warm" job-warm w1
+sleep 0.3
+fuse_rss() { awk '/VmRSS/ { print $2 }' "/proc/$FZ_PID/status"; }
+python3 - "$FZ/w1/$S/warm" "$FZ/mnt/$S/warm" <<'EOF'
+import os, sys, time
+wrk, mnt = sys.argv[1:]
+for n in range(64):
+    name = "seg-%05d.m4s" % n
+    data = ((b"%05d " % n) * ((2 << 20) // 6 + 1))[:2 << 20]
+    with open(os.path.join(wrk, name + ".tmp"), "wb") as f:
+        f.write(data)
+    os.rename(os.path.join(wrk, name + ".tmp"), os.path.join(wrk, name))
+    for _ in range(5000):
+        try:
+            if open(os.path.join(mnt, name), "rb").read() == data:
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.001)
+    else:
+        sys.exit("%s never readable" % name)
+    time.sleep(0.05)	# its local copy is made 30 ms after it completed
+EOF
+sleep 0.2
+seg_rss=$(fuse_rss)
+head -c $((96 << 20)) /dev/urandom >"$FZ/w1/$S/warm/big.bin"
+cmp "$FZ/w1/$S/warm/big.bin" "$FZ/mnt/$S/warm/big.bin" ||
+    fz_fail "the 96 MiB file reads differently through the mount"
+big_rss=$(fuse_rss)
+# Before, every block stayed until the 256 MiB were full: ~130 MiB after
+# the segments, ~220 MiB after the large file. Now the segments' blocks go
+# once their copies are registered, and at most 32 MiB of blocks the
+# kernel read to their end stay (malloc keeps what it once used: RSS is
+# the peak of the blocks in use). Without passthrough the segments' blocks
+# stay (the kernel's page cache is not ours to count on).
+if ! grep -qa __asan_init "$FZ_FUSE"; then
+	if ! grep -q 'passthrough unavailable' "$FZ/fuse.log"; then
+		[ "$seg_rss" -lt $((48 * 1024)) ] ||
+		    fz_fail "128 MiB of segments left fuse at $seg_rss KiB"
+	fi
+	[ "$big_rss" -lt $((96 * 1024)) ] ||
+	    fz_fail "a 96 MiB file read once left fuse at $big_rss KiB"
+fi
+fz_ok "default cache: 128 MiB of segments leave fuse at $((seg_rss / 1024)) MiB RSS, then a 96 MiB file read once at $((big_rss / 1024)) MiB"
 fz_unmount
