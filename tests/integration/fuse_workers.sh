@@ -97,8 +97,11 @@ lost = window("s1", t_kill, t_kill + 2.0)
 errs = [e for e in lost if not e[2]]
 assert errs, "no error on s1 after its worker died"
 first = min(e[0] + e[1] for e in errs) - t_kill
-# A name the kernel was told is missing stays so for CFS_REMOTE_NEGATIVE (1 s).
-assert first < 1.5, "first error on s1 after %.2f s" % first
+# A name the kernel was told is missing stays so for CFS_REMOTE_NEGATIVE
+# (1 s): a reader waiting on the next name sees the error only after it.
+# Usually 3-25 ms (a listing or read in flight fails); once, under ASan on
+# the shared 2-core host, 1.51 s: the bound is that second plus 1.5 s.
+assert first < 2.5, "first error on s1 after %.2f s" % first
 assert max(e[1] for e in lost) < 1.0, "an s1 op took %.2f s" % max(e[1] for e in lost)
 assert all(e[3] in (errno.EIO, errno.ENOENT) for e in errs), set(e[3] for e in errs)
 other = window("s2", t_kill, t_kill + 2.0)
