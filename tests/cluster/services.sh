@@ -410,7 +410,9 @@ cluster_stop_fuse() {
 		cluster__err "fusermount3 -u /transcode failed; lazy unmount"
 		cluster_pms umount -l /transcode
 	fi
-	while cluster_svc_alive pms fuse; do
+	# The leader writes fuse's exit status once fuse is gone: wait for it
+	# too, or the status may not be there yet.
+	while cluster__svc_leader pms fuse >/dev/null; do
 		if [ $SECONDS -ge $end ]; then
 			cluster__err "fuse still runs 10 s after the unmount"
 			cluster_stop_svc pms fuse 1
