@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -99,6 +100,47 @@ int
 cfs_cache__held(const struct rec *r)
 {
 	return has_copy(r) || cfs_cache__complete(r);
+}
+
+/*
+ * Under the lock, when r has become whole here: the local copy of a
+ * finished file a worker pushed is made at once, and its opens wait for
+ * it (cfs_backing_await) rather than read through us meanwhile; anything
+ * else is made local for the kernel a little later (notify.c).
+ */
+void
+cfs_cache__whole(struct cfs *fs, struct rec *r)
+{
+	if (fs->pt_on && r->stable && r->pushed && !r->backing_busy &&
+	    !has_copy(r)) {
+		r->copy_coming = 1;
+		cfs_notify_copy(fs, r->path);
+	} else {
+		cfs_notify_store(fs, r->path);
+	}
+}
+
+/*
+ * Request thread, before a read-only open of path in version v: if its
+ * copy is being made, waits for it (at most COPY_WAIT_MS), so the open
+ * passes through to it. Writing 2 MiB into the copy takes a fraction of
+ * reading them through us, which would also compete with the copy for
+ * the CPU.
+ */
+void
+cfs_backing_await(struct cfs *fs, const char *path, const struct cpx_attr *v)
+{
+	uint64_t until = cpx_now_ms() + COPY_WAIT_MS;
+	struct timespec ts = { (time_t)(until / 1000),
+	    (long)(until % 1000) * 1000000L };
+	struct rec *r;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	while ((r = cfs_cache__rec(fs, path, 0)) != NULL && r->copy_coming &&
+	    cfs_same_version(&r->attr, v) &&
+	    pthread_cond_timedwait(&fs->copy_cond, &fs->cache_lock, &ts) == 0)
+		;
+	pthread_mutex_unlock(&fs->cache_lock);
 }
 
 /* Whether path is complete, finished, and has no backing file yet. */
@@ -228,6 +270,15 @@ attach(struct cfs *fs, struct rec *r, int id, const struct cpx_attr *v)
 	evict(fs);
 }
 
+/* Under the lock: opens waiting for r's copy go on, with it or without. */
+static void
+copy_settled(struct cfs *fs, struct rec *r)
+{
+	if (r != NULL)
+		r->copy_coming = 0;
+	pthread_cond_broadcast(&fs->copy_cond);
+}
+
 /*
  * Notify thread: the backing file of a complete, finished record. 0 when
  * made (or not wanted now), or -errno (-EOPNOTSUPP, -EPERM: passthrough
@@ -246,6 +297,7 @@ cfs_backing_make(struct cfs *fs, const char *path)
 	r = cfs_cache__rec(fs, path, 0);
 	if (r == NULL || !r->stable || !r->pushed || r->backing_busy ||
 	    has_copy(r) || (bs = cfs_cache__pin_all(fs, r, &n)) == NULL) {
+		copy_settled(fs, r);
 		pthread_mutex_unlock(&fs->cache_lock);
 		return 0;
 	}
@@ -258,6 +310,7 @@ cfs_backing_make(struct cfs *fs, const char *path)
 		r->backing_busy = 0;
 	if (id > 0)
 		attach(fs, r, id, &v);
+	copy_settled(fs, r);
 	pthread_mutex_unlock(&fs->cache_lock);
 	cfs_cache__unpin_all(fs, bs, n);
 	if (id > 0)

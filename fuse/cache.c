@@ -11,7 +11,13 @@ cfs_cache_init(struct cfs *fs)
 {
 	struct cache *c = cpx_xcalloc(1, sizeof *c);
 
+	pthread_condattr_t ca;
+
 	pthread_mutex_init(&fs->cache_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);	/* cpx_now_ms() */
+	pthread_cond_init(&fs->copy_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	c->nbuckets = BUCKETS;
 	c->buckets = cpx_xcalloc(c->nbuckets, sizeof *c->buckets);
 	c->budget = (size_t)fs->set.cache_mb * 1024 * 1024;
@@ -329,7 +335,7 @@ cfs_cache__fill(struct cfs *fs, struct rec *r, struct block *b,
 	cfs_cache__wake(b);
 	if (r->want_store && cfs_cache__complete(r)) {
 		r->want_store = 0;
-		cfs_notify_store(fs, r->path);
+		cfs_cache__whole(fs, r);
 	}
 }
 
@@ -364,7 +370,7 @@ block_arrived(struct cfs *fs, struct block *b, int status,
 	cfs_cache__wake(b);
 	if (r != NULL && b->rec != NULL && r->want_store && cfs_cache__complete(r)) {
 		r->want_store = 0;
-		cfs_notify_store(fs, r->path);
+		cfs_cache__whole(fs, r);
 	}
 }
 
@@ -528,5 +534,6 @@ cfs_cache_free(struct cfs *fs)
 	free(c);
 	fs->cache = NULL;
 	pthread_mutex_destroy(&fs->cache_lock);
+	pthread_cond_destroy(&fs->copy_cond);
 }
 

@@ -52,6 +52,7 @@ struct rec {
 				   passed through (backing.c) */
 	int backing;		/* passthrough backing file id, 0: none */
 	int backing_busy;	/* being made */
+	int copy_coming;	/* asked for now: opens wait for it */
 	struct cpx_attr backing_version;
 	uint64_t backing_bytes, backing_used;
 	struct rec *hnext;
@@ -118,6 +119,7 @@ struct cache {
 #define PREAD_TTL_MS 1000
 #define EVENT_TTL_MS 60000	/* the watch reports any later change */
 #define NEAR (4u << 20)	/* reads this close to the last count as sequential */
+#define COPY_WAIT_MS 20	/* an open waits this long at most for a copy */
 
 #define C(fs) ((struct cache *)(fs)->cache)
 
@@ -148,6 +150,7 @@ void cfs_push__free_all(struct cfs *fs);
 
 /* backing.c */
 void cfs_backing__release(struct cfs *fs, struct rec *r);
+void cfs_cache__whole(struct cfs *fs, struct rec *r);
 struct block **cfs_cache__pin_all(struct cfs *fs, struct rec *r, size_t *n);
 void cfs_cache__unpin_all(struct cfs *fs, struct block **bs, size_t n);
 

@@ -425,6 +425,7 @@ void cfs_notify_entry(struct cfs *fs, fuse_ino_t parent, const char *name);
 void cfs_notify_expire(struct cfs *fs, fuse_ino_t parent, const char *name);
 void cfs_notify_inode(struct cfs *fs, fuse_ino_t ino);
 void cfs_notify_store(struct cfs *fs, const char *path);
+void cfs_notify_copy(struct cfs *fs, const char *path);
 void cfs_notify_under(struct cfs *fs, const char *dir);
 
 /* push.c: contents pushed by workers (lane threads), and PUSH requests. */
@@ -450,6 +451,8 @@ int cfs_cache_backing(struct cfs *fs, const char *path,
     const struct cpx_attr *v);
 int cfs_cache_wants_backing(struct cfs *fs, const char *path);
 int cfs_backing_make(struct cfs *fs, const char *path);
+void cfs_backing_await(struct cfs *fs, const char *path,
+    const struct cpx_attr *v);
 void cfs_backing_free_blocks(struct cfs *fs, const char *path, fuse_ino_t ino);
 void cfs_backing_tick(struct cfs *fs, int all);
 
@@ -604,6 +607,7 @@ struct cfs {
 	struct cfs_pending *pending;	/* loop thread: deletes owed */
 
 	pthread_mutex_t cache_lock;
+	pthread_cond_t copy_cond;	/* a local copy was made, or not */
 	void *cache;
 
 	pthread_mutex_t files_lock;

@@ -14,13 +14,15 @@
  * request thread, it could wait for itself. This thread does nothing but
  * notify, so it may wait: the answer it waits for comes from elsewhere.
  *
- * A complete file's local copy (N_STORE) is made STORE_DELAY_MS after it
- * is asked for, in a queue of its own, so other notices never wait behind
- * it. PMS's first read of a segment often comes the moment the segment
- * completes; it is then served from our cache, and writing the 2 MiB
- * copy at that moment only competes with it for the CPU (2 MiB DASH
- * segments, p50 over 40: 6.2-7.3 ms with the copy made at once, 5.2-6.1
- * ms with it made 30 ms later). Later opens read the copy.
+ * A complete file is made local for the kernel (N_STORE) STORE_DELAY_MS
+ * after it is asked for, in a queue of its own, so other notices never
+ * wait behind it: PMS's first read of a segment often comes the moment
+ * the segment completes, is served from our cache then, and a copy
+ * written at that moment would only compete with it for the CPU (2 MiB
+ * DASH segments, p50 over 40: 6.2-7.3 ms with the copy made at once,
+ * 5.2-6.1 ms with it made 30 ms later). The exception is the passthrough
+ * copy of a file a worker pushed (cfs_notify_copy): opens wait for that
+ * one (backing.c), so it is made at once, in line with the other notices.
  */
 
 enum notice_kind { N_ENTRY, N_EXPIRE, N_INODE, N_STORE, N_UNDER };
@@ -129,6 +131,19 @@ cfs_notify_store(struct cfs *fs, const char *path)
 	n->path = cpx_xstrdup(path);
 	n->due = cpx_now_ms() + STORE_DELAY_MS;
 	enqueue(fs, n, 1);
+}
+
+/*
+ * Makes the local copy of the complete, pushed file `path` now, in the
+ * order of the other notices: opens of it wait for it (backing.c).
+ */
+void
+cfs_notify_copy(struct cfs *fs, const char *path)
+{
+	struct cfs_notice *n = notice(N_STORE);
+
+	n->path = cpx_xstrdup(path);
+	push(fs, n);
 }
 
 /* Forgets every name the kernel cached below the folder `dir`. */

@@ -178,6 +178,8 @@ cfs_remote_open(struct cfs *fs, fuse_req_t req, fuse_ino_t ino, char *path,
 	op->fi = *fi;
 	if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC)) {
 		if (!op->m.watched || cfs_cache_last_attr(fs, path, &cur)) {
+			if (op->m.watched && fs->pt_on)
+				cfs_backing_await(fs, path, &cur);
 			reply_open_ro(op, op->m.watched ? &cur : NULL);
 			cfs_rop_free(op);
 			return;

@@ -272,6 +272,38 @@ test_copy_frees_blocks(void **state)
 	free_fs(fs);
 }
 
+/*
+ * A pushed, finished file's copy is asked for the moment it is whole, and
+ * an open waits for it, at most COPY_WAIT_MS; made or failed, the waiting
+ * ends. Without passthrough nothing waits.
+ */
+static void
+test_open_waits_for_copy(void **state)
+{
+	struct cfs *fs = new_fs();
+	struct cpx_attr a = file_attr(CFS_BLOCK * 2, 100);
+	struct rec *r = fetched(fs, "seg", &a);
+	uint64_t t0;
+
+	fs->rootfd = -1;	/* no folder underneath: the copy fails */
+	r->stable = 1;
+	r->pushed = 1;
+	pthread_mutex_lock(&fs->cache_lock);
+	cfs_cache__whole(fs, r);
+	assert_int_equal(r->copy_coming, 0);	/* passthrough is off */
+	fs->pt_on = 1;
+	cfs_cache__whole(fs, r);
+	pthread_mutex_unlock(&fs->cache_lock);
+	assert_int_equal(r->copy_coming, 1);
+	t0 = cpx_now_ms();
+	cfs_backing_await(fs, "seg", &a);
+	assert_true(cpx_now_ms() - t0 >= COPY_WAIT_MS - 1);
+	assert_true(cfs_backing_make(fs, "seg") < 0);
+	assert_int_equal(r->copy_coming, 0);
+	assert_int_equal(r->backing, 0);
+	free_fs(fs);
+}
+
 static void
 test_attr_ttl(void **state)
 {
@@ -302,6 +334,7 @@ main(void)
 		cmocka_unit_test(test_memory_bound),
 		cmocka_unit_test(test_served_bounded),
 		cmocka_unit_test(test_copy_frees_blocks),
+		cmocka_unit_test(test_open_waits_for_copy),
 		cmocka_unit_test(test_attr_ttl),
 	};
 
