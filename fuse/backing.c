@@ -191,21 +191,13 @@ cfs_cache__unpin_all(struct cfs *fs, struct block **bs, size_t n)
 	free(bs);
 }
 
-/*
- * The blocks, WRITE_BLOCKS at a time: 0 or -errno. Each write returns to
- * user space, where this thread can be preempted: one 2 MiB write copies
- * into one 2 MiB folio without a preemption point (CONFIG_PREEMPT_NONE),
- * and when the memory behind that folio is new to the machine (a VM
- * whose free memory went back to its host) the copy takes 3-7 ms, during
- * which a FUSE thread woken on that CPU waits (traced with sched_switch).
- */
+/* The n blocks bs at offset off, in one write: 0 or -errno. */
 static int
-write_blocks(int fd, struct block **bs, size_t n)
+write_run(int fd, struct block **bs, size_t n, off_t off)
 {
-	struct iovec *iov = cpx_xcalloc(n, sizeof *iov);
+	struct iovec iov[WRITE_BLOCKS];
 	size_t i, first = 0;
 	ssize_t w;
-	off_t off = 0;
 	int error = 0;
 
 	for (i = 0; i < n; i++) {
@@ -213,9 +205,7 @@ write_blocks(int fd, struct block **bs, size_t n)
 		iov[i].iov_len = bs[i]->len;
 	}
 	while (first < n && error == 0) {
-		w = pwritev(fd, iov + first,
-		    (int)(n - first < WRITE_BLOCKS ? n - first : WRITE_BLOCKS),
-		    off);
+		w = pwritev(fd, iov + first, (int)(n - first), off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
@@ -231,20 +221,60 @@ write_blocks(int fd, struct block **bs, size_t n)
 			iov[first].iov_len -= (size_t)w;
 		}
 	}
-	free(iov);
 	return error;
 }
 
-/* An unnamed local file holding the blocks, registered: its id or -errno. */
+/*
+ * The blocks the copy does not have yet (have: NULL, none), WRITE_BLOCKS
+ * at a time: 0 or -errno. Each write returns to user space, where this
+ * thread can be preempted: one 2 MiB write copies into one 2 MiB folio
+ * without a preemption point (CONFIG_PREEMPT_NONE), and when the memory
+ * behind that folio is new to the machine (a VM whose free memory went
+ * back to its host) the copy takes 3-7 ms, during which a FUSE thread
+ * woken on that CPU waits (traced with sched_switch).
+ */
 static int
-make_file(struct cfs *fs, struct block **bs, size_t n)
+write_blocks(int fd, struct block **bs, size_t n, const uint8_t *have)
 {
-	int fd, id;
+	size_t i = 0, end;
+	int error = 0;
 
-	fd = openat(fs->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if ((id = write_blocks(fd, bs, n)) == 0)
+	while (i < n && error == 0) {
+		if (have != NULL && have[i]) {
+			i++;
+			continue;
+		}
+		for (end = i + 1; end < n && end - i < WRITE_BLOCKS &&
+		    (have == NULL || !have[end]); end++)
+			;
+		error = write_run(fd, bs + i, end - i, (off_t)(i * CFS_BLOCK));
+		i = end;
+	}
+	return error;
+}
+
+/*
+ * A local file holding the n blocks of a file of size bytes, registered:
+ * its id or -errno. fd: the copy written as the file was pushed (have[i]:
+ * it holds block i; its bytes end at end), or -1 for a new one.
+ */
+static int
+make_file(struct cfs *fs, struct block **bs, size_t n, uint64_t size,
+    int fd, const uint8_t *have, uint64_t end)
+{
+	int id;
+
+	if (fd < 0) {
+		fd = openat(fs->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC,
+		    0600);
+		if (fd < 0)
+			return -errno;
+		have = NULL;
+	}
+	id = write_blocks(fd, bs, n, have);
+	if (id == 0 && end > size && ftruncate(fd, (off_t)size) != 0)
+		id = -errno;	/* a longer version was pushed before */
+	if (id == 0)
 		id = cfs_kio_backing_open(fs, fd);
 	close(fd);		/* the kernel holds its own reference */
 	return id;
@@ -280,7 +310,7 @@ copy_settled(struct cfs *fs, struct rec *r)
 }
 
 /*
- * Notify thread: the backing file of a complete, finished record. 0 when
+ * Copy thread: the backing file of a complete, finished record. 0 when
  * made (or not wanted now), or -errno (-EOPNOTSUPP, -EPERM: passthrough
  * cannot work here).
  */
@@ -290,8 +320,10 @@ cfs_backing_make(struct cfs *fs, const char *path)
 	struct cpx_attr v;
 	struct block **bs;
 	struct rec *r;
+	uint64_t end = 0;
+	uint8_t *have;
 	size_t n = 0;
-	int id;
+	int id, fd;
 
 	pthread_mutex_lock(&fs->cache_lock);
 	r = cfs_cache__rec(fs, path, 0);
@@ -303,8 +335,11 @@ cfs_backing_make(struct cfs *fs, const char *path)
 	}
 	r->backing_busy = 1;
 	v = r->attr;
+	have = cpx_xcalloc(n > 0 ? n : 1, 1);
+	fd = cfs_push__take_copy(fs, r, bs, n, have, &end);
 	pthread_mutex_unlock(&fs->cache_lock);
-	id = make_file(fs, bs, n);
+	id = make_file(fs, bs, n, v.size, fd, have, end);
+	free(have);
 	pthread_mutex_lock(&fs->cache_lock);
 	if ((r = cfs_cache__rec(fs, path, 0)) != NULL)
 		r->backing_busy = 0;

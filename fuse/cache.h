@@ -30,6 +30,8 @@ struct block {
 	int awaiting;		/* pending, but no fetch: a push will fill it */
 	int served;		/* read to its end into the kernel's page cache:
 				   on the served list, not the LRU */
+	uint64_t gen;		/* the push its bytes came in (push.c), 0:
+				   fetched */
 	struct reader **waiters;
 	size_t nwaiters;
 	struct block *lru_prev, *lru_next;
@@ -53,6 +55,7 @@ struct rec {
 	int backing;		/* passthrough backing file id, 0: none */
 	int backing_busy;	/* being made */
 	int copy_coming;	/* asked for now: opens wait for it */
+	uint64_t src_dev, src_ino;	/* the worker's file it was pushed as */
 	struct cpx_attr backing_version;
 	uint64_t backing_bytes, backing_used;
 	struct rec *hnext;
@@ -83,7 +86,12 @@ struct pstream {
 	uint64_t dev, ino;
 	uint8_t **data;		/* per block: as last pushed, or NULL */
 	uint32_t *len;
+	uint64_t *gen;		/* per block: the push it came in */
+	uint64_t *copied;	/* per block: the push copy_fd holds, 0: none */
 	size_t nblocks;
+	int copy_fd;		/* the copy being written as pushes come, or -1 */
+	uint64_t copy_end;	/* the end of what it holds */
+	int copy_queued;	/* the notify thread will write what is new */
 	uint32_t done;		/* shares whose DONE still holds */
 	uint32_t dropped;	/* shares that said DROP since */
 	struct cpx_attr version[CPX_PUSH_SHARES_MAX];
@@ -104,6 +112,7 @@ struct cache {
 	struct pstream *streams;
 	size_t nstreams;
 	size_t push_bytes;	/* in streams; at most budget / 2 */
+	uint64_t pushes;	/* blocks pushed so far: their gen */
 	size_t reported_n, reported_bytes;	/* last logged */
 	size_t nbacking;
 	uint64_t backing_bytes;
@@ -147,6 +156,8 @@ void cfs_cache__wake(struct block *b);
 
 /* push.c */
 void cfs_push__free_all(struct cfs *fs);
+int cfs_push__take_copy(struct cfs *fs, const struct rec *r,
+    struct block **bs, size_t n, uint8_t *have, uint64_t *end);
 
 /* backing.c */
 void cfs_backing__release(struct cfs *fs, struct rec *r);

@@ -426,10 +426,15 @@ void cfs_notify_expire(struct cfs *fs, fuse_ino_t parent, const char *name);
 void cfs_notify_inode(struct cfs *fs, fuse_ino_t ino);
 void cfs_notify_store(struct cfs *fs, const char *path);
 void cfs_notify_copy(struct cfs *fs, const char *path);
+void cfs_notify_push_copy(struct cfs *fs, const char *worker, uint64_t dev,
+    uint64_t ino);
+void cfs_notify_close(struct cfs *fs, int fd);
 void cfs_notify_under(struct cfs *fs, const char *dir);
 
 /* push.c: contents pushed by workers (lane threads), and PUSH requests. */
 
+void cfs_push_copy(struct cfs *fs, const char *worker, uint64_t dev,
+    uint64_t ino);
 void cfs_push_frame(struct cfs *fs, struct cfs_worker *w, const uint8_t *p,
     size_t n);
 void cfs_push_lane_up(struct cfs *fs, struct cfs_worker *w);
@@ -635,9 +640,11 @@ struct cfs {
 	int pt_on;		/* we took it: complete files are passed through */
 
 	pthread_t notify_thread;
+	pthread_t copy_thread;	/* local copies, off the notify thread */
 	pthread_mutex_t notify_lock;
 	pthread_cond_t notify_cond;
 	struct cfs_notice *notices, *notices_tail;
+	struct cfs_notice *copies, *copies_tail;	/* for the copy thread */
 	struct cfs_notice *stores, *stores_tail;	/* N_STORE, made later */
 	int notify_stop;
 	int notify_running;

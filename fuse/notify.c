@@ -1,9 +1,10 @@
-/* notify.c — kernel cache notifications, from a thread of their own. */
+/* notify.c — kernel cache notifications and local copies, from threads of their own. */
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cfs.h"
 
@@ -14,24 +15,31 @@
  * request thread, it could wait for itself. This thread does nothing but
  * notify, so it may wait: the answer it waits for comes from elsewhere.
  *
- * A complete file is made local for the kernel (N_STORE) STORE_DELAY_MS
- * after it is asked for, in a queue of its own, so other notices never
- * wait behind it: PMS's first read of a segment often comes the moment
- * the segment completes, is served from our cache then, and a copy
- * written at that moment would only compete with it for the CPU (2 MiB
- * DASH segments, p50 over 40: 6.2-7.3 ms with the copy made at once,
- * 5.2-6.1 ms with it made 30 ms later). The exception is the passthrough
- * copy of a file a worker pushed (cfs_notify_copy): opens wait for that
- * one (backing.c), so it is made at once, in line with the other notices.
+ * Local copies are written by a second thread (the copy thread), so that
+ * no notice waits behind a copy, nor a copy behind a notice. Only that
+ * thread writes copies, registers them and closes unregistered ones
+ * (push.c, backing.c rely on it). It writes what workers push into
+ * copies as it comes (N_PUSH_COPY), makes a pushed file's copy the moment
+ * the file is whole (cfs_notify_copy: opens wait for it), and makes any
+ * other complete file local for the kernel (N_STORE) STORE_DELAY_MS after
+ * it is asked for: PMS's first read of such a file often comes the moment
+ * it completes, is served from our cache then, and a copy written at that
+ * moment would only compete with it for the CPU (2 MiB DASH segments, p50
+ * over 40: 6.2-7.3 ms with the copy made at once, 5.2-6.1 ms with it made
+ * 30 ms later).
  */
 
-enum notice_kind { N_ENTRY, N_EXPIRE, N_INODE, N_STORE, N_UNDER };
+enum notice_kind {
+	N_ENTRY, N_EXPIRE, N_INODE, N_STORE, N_UNDER, N_PUSH_COPY, N_CLOSE
+};
 
 struct cfs_notice {
 	enum notice_kind kind;
 	fuse_ino_t parent, ino;
 	char *name;		/* N_ENTRY */
-	char *path;		/* N_STORE, N_UNDER */
+	char *path;		/* N_STORE, N_UNDER; N_PUSH_COPY: the worker */
+	uint64_t dev, file;	/* N_PUSH_COPY: the worker's file */
+	int fd;			/* N_CLOSE */
 	uint64_t due;		/* N_STORE: not before (cpx_now_ms) */
 	struct cfs_notice *next;
 };
@@ -42,17 +50,23 @@ struct cfs_notice {
 static void
 free_notice(struct cfs_notice *n)
 {
+	if (n->kind == N_CLOSE && n->fd >= 0)
+		close(n->fd);
 	free(n->name);
 	free(n->path);
 	free(n);
 }
 
-/* Appends n to the queue of stores (`later`) or of everything else. */
+enum queue { Q_NOTICES, Q_COPIES, Q_STORES };
+
+/* Appends n to a queue: the notify thread's, or the copy thread's two. */
 static void
-enqueue(struct cfs *fs, struct cfs_notice *n, int later)
+enqueue(struct cfs *fs, struct cfs_notice *n, enum queue q)
 {
-	struct cfs_notice **head = later ? &fs->stores : &fs->notices;
-	struct cfs_notice **tail = later ? &fs->stores_tail : &fs->notices_tail;
+	struct cfs_notice **head = q == Q_STORES ? &fs->stores :
+	    q == Q_COPIES ? &fs->copies : &fs->notices;
+	struct cfs_notice **tail = q == Q_STORES ? &fs->stores_tail :
+	    q == Q_COPIES ? &fs->copies_tail : &fs->notices_tail;
 
 	pthread_mutex_lock(&fs->notify_lock);
 	if (!fs->notify_running) {
@@ -65,14 +79,14 @@ enqueue(struct cfs *fs, struct cfs_notice *n, int later)
 	else
 		*head = n;
 	*tail = n;
-	pthread_cond_signal(&fs->notify_cond);
+	pthread_cond_broadcast(&fs->notify_cond);
 	pthread_mutex_unlock(&fs->notify_lock);
 }
 
 static void
 push(struct cfs *fs, struct cfs_notice *n)
 {
-	enqueue(fs, n, 0);
+	enqueue(fs, n, Q_NOTICES);
 }
 
 static struct cfs_notice *
@@ -130,7 +144,7 @@ cfs_notify_store(struct cfs *fs, const char *path)
 
 	n->path = cpx_xstrdup(path);
 	n->due = cpx_now_ms() + STORE_DELAY_MS;
-	enqueue(fs, n, 1);
+	enqueue(fs, n, Q_STORES);
 }
 
 /*
@@ -143,7 +157,33 @@ cfs_notify_copy(struct cfs *fs, const char *path)
 	struct cfs_notice *n = notice(N_STORE);
 
 	n->path = cpx_xstrdup(path);
-	push(fs, n);
+	enqueue(fs, n, Q_COPIES);
+}
+
+/* Writes what a worker pushed of its file dev:ino into the file's copy. */
+void
+cfs_notify_push_copy(struct cfs *fs, const char *worker, uint64_t dev,
+    uint64_t ino)
+{
+	struct cfs_notice *n = notice(N_PUSH_COPY);
+
+	n->path = cpx_xstrdup(worker);
+	n->dev = dev;
+	n->file = ino;
+	enqueue(fs, n, Q_COPIES);
+}
+
+/*
+ * Closes a copy nobody registered: its last close frees an unnamed file,
+ * which may wait on the filesystem's journal, so never on a lane thread.
+ */
+void
+cfs_notify_close(struct cfs *fs, int fd)
+{
+	struct cfs_notice *n = notice(N_CLOSE);
+
+	n->fd = fd;
+	enqueue(fs, n, Q_COPIES);
 }
 
 /* Forgets every name the kernel cached below the folder `dir`. */
@@ -254,6 +294,13 @@ handle(struct cfs *fs, struct cfs_notice *n)
 	case N_STORE:
 		make_local(fs, n->path);
 		break;
+	case N_PUSH_COPY:
+		cfs_push_copy(fs, n->path, n->dev, n->file);
+		break;
+	case N_CLOSE:
+		close(n->fd);
+		n->fd = -1;
+		break;
 	case N_UNDER:
 		cfs_node_walk_under(fs, n->path, inval_entry, NULL);
 		if ((ino = cfs_node_find_path(fs, n->path)) != 0)
@@ -262,35 +309,42 @@ handle(struct cfs *fs, struct cfs_notice *n)
 	}
 }
 
-/*
- * Under notify_lock: the next notice to handle, or NULL. Stores come
- * once due (all at once when stopping: they are dropped then).
- */
 static struct cfs_notice *
-next_notice(struct cfs *fs)
+dequeue(struct cfs_notice **head, struct cfs_notice **tail)
 {
-	struct cfs_notice *n;
+	struct cfs_notice *n = *head;
 
-	if ((n = fs->notices) != NULL) {
-		if ((fs->notices = n->next) == NULL)
-			fs->notices_tail = NULL;
-	} else if ((n = fs->stores) != NULL &&
-	    (fs->notify_stop || cpx_now_ms() >= n->due)) {
-		if ((fs->stores = n->next) == NULL)
-			fs->stores_tail = NULL;
-	} else {
-		n = NULL;
-	}
+	if ((*head = n->next) == NULL)
+		*tail = NULL;
 	return n;
 }
 
-/* Under notify_lock: sleeps until a notice comes or the first store is due. */
+/*
+ * Under notify_lock: the next notice for the notify thread (copies: 0)
+ * or the copy thread, or NULL. Stores come once due (all at once when
+ * stopping: they are dropped then).
+ */
+static struct cfs_notice *
+next_notice(struct cfs *fs, int copies)
+{
+	if (!copies)
+		return fs->notices != NULL ?
+		    dequeue(&fs->notices, &fs->notices_tail) : NULL;
+	if (fs->copies != NULL)
+		return dequeue(&fs->copies, &fs->copies_tail);
+	if (fs->stores != NULL &&
+	    (fs->notify_stop || cpx_now_ms() >= fs->stores->due))
+		return dequeue(&fs->stores, &fs->stores_tail);
+	return NULL;
+}
+
+/* Under notify_lock: sleeps until a notice comes, or a store is due. */
 static void
-wait_notice(struct cfs *fs)
+wait_notice(struct cfs *fs, int copies)
 {
 	struct timespec until;
 
-	if (fs->stores == NULL) {
+	if (!copies || fs->stores == NULL) {
 		pthread_cond_wait(&fs->notify_cond, &fs->notify_lock);
 		return;
 	}
@@ -300,18 +354,20 @@ wait_notice(struct cfs *fs)
 	    &until);
 }
 
-static void *
-notify_main(void *arg)
+/*
+ * The notify thread's loop (copies: 0), or the copy thread's.
+ */
+static void
+serve(struct cfs *fs, int copies)
 {
-	struct cfs *fs = arg;
 	struct cfs_notice *n;
 
 	pthread_mutex_lock(&fs->notify_lock);
 	for (;;) {
-		if ((n = next_notice(fs)) == NULL) {
+		if ((n = next_notice(fs, copies)) == NULL) {
 			if (fs->notify_stop)
 				break;
-			wait_notice(fs);
+			wait_notice(fs, copies);
 			continue;
 		}
 		pthread_mutex_unlock(&fs->notify_lock);
@@ -321,6 +377,19 @@ notify_main(void *arg)
 		pthread_mutex_lock(&fs->notify_lock);
 	}
 	pthread_mutex_unlock(&fs->notify_lock);
+}
+
+static void *
+notify_main(void *arg)
+{
+	serve(arg, 0);
+	return NULL;
+}
+
+static void *
+copy_main(void *arg)
+{
+	serve(arg, 1);
 	return NULL;
 }
 
@@ -329,9 +398,11 @@ cfs_notify_start(struct cfs *fs)
 {
 	/* The lock and condition were set up with the rest of struct cfs. */
 	fs->notify_running = 1;
-	if (pthread_create(&fs->notify_thread, NULL, notify_main, fs) != 0)
-		cpx_fatal("cannot start the notification thread");
+	if (pthread_create(&fs->notify_thread, NULL, notify_main, fs) != 0 ||
+	    pthread_create(&fs->copy_thread, NULL, copy_main, fs) != 0)
+		cpx_fatal("cannot start the notification threads");
 	pthread_setname_np(fs->notify_thread, "cpx-fuse-notify");
+	pthread_setname_np(fs->copy_thread, "cpx-fuse-copy");
 }
 
 /* Pending notices are dropped: the kernel is going away. */
@@ -345,7 +416,8 @@ cfs_notify_stop(struct cfs *fs)
 	}
 	fs->notify_stop = 1;
 	fs->notify_running = 0;
-	pthread_cond_signal(&fs->notify_cond);
+	pthread_cond_broadcast(&fs->notify_cond);
 	pthread_mutex_unlock(&fs->notify_lock);
 	pthread_join(fs->notify_thread, NULL);
+	pthread_join(fs->copy_thread, NULL);
 }

@@ -1,8 +1,10 @@
 /* push.c — file contents workers push while they are written. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache.h"
 
@@ -19,7 +21,15 @@
  * that lane drops the file, loses its connection, or stays silent for
  * PUSH_WAIT_MS. Anything not pushed is fetched as before.
  *
- * Thread safety: lane threads and the loop thread, under fs->cache_lock.
+ * With passthrough, the copy thread (notify.c) writes each pushed block into
+ * the stream's local copy as it comes (cfs_push_copy): when the file
+ * completes, the copy its opens pass through to is mostly written, and
+ * backing.c writes only the rest. Every pushed block gets a number (gen)
+ * that follows its bytes into the record, so the copy's blocks are
+ * known to be the record's, even when a block was pushed again.
+ *
+ * Thread safety: lane threads, the loop thread and the copy thread,
+ * under fs->cache_lock.
  */
 
 #define PUSH_WAIT_MS 1000	/* an awaited share silent this long: fetch */
@@ -42,6 +52,7 @@ stream_find(struct cfs *fs, const char *worker, uint64_t dev, uint64_t ino,
 	ps->worker = cpx_xstrdup(worker);
 	ps->dev = dev;
 	ps->ino = ino;
+	ps->copy_fd = -1;
 	ps->next = c->streams;
 	c->streams = ps;
 	c->nstreams++;
@@ -72,8 +83,12 @@ stream_free(struct cfs *fs, struct pstream *ps)
 	c->nstreams--;
 	for (i = 0; i < ps->nblocks; i++)
 		drop_block(fs, ps, i);
+	if (ps->copy_fd >= 0)
+		cfs_notify_close(fs, ps->copy_fd);
 	free(ps->data);
 	free(ps->len);
+	free(ps->gen);
+	free(ps->copied);
 	free(ps->worker);
 	free(ps->adopter);
 	free(ps);
@@ -122,32 +137,51 @@ make_room(struct cfs *fs, struct pstream *keep, size_t n)
 	return 0;
 }
 
+/* *a, an array of *n elements of size each, grown to n new, zeroed. */
+static void *
+grow_array(void *a, size_t size, size_t n, size_t n_new)
+{
+	a = cpx_xrealloc(a, n_new * size);
+	memset((uint8_t *)a + n * size, 0, (n_new - n) * size);
+	return a;
+}
+
+static void
+grow_stream(struct pstream *ps, size_t i)
+{
+	size_t n = i + 1 > 2 * ps->nblocks ? i + 1 : 2 * ps->nblocks;
+
+	ps->data = grow_array(ps->data, sizeof *ps->data, ps->nblocks, n);
+	ps->len = grow_array(ps->len, sizeof *ps->len, ps->nblocks, n);
+	ps->gen = grow_array(ps->gen, sizeof *ps->gen, ps->nblocks, n);
+	ps->copied = grow_array(ps->copied, sizeof *ps->copied, ps->nblocks,
+	    n);
+	ps->nblocks = n;
+}
+
 static void
 put_block(struct cfs *fs, struct pstream *ps, const struct cpx_push *m)
 {
-	size_t i = (size_t)(m->offset / CFS_BLOCK), n;
+	size_t i = (size_t)(m->offset / CFS_BLOCK);
 
 	/* Files larger than this are not pushed: nothing to keep for them. */
 	if (m->offset >= (uint64_t)fs->set.prefetch_max_mb * 1024 * 1024)
 		return;
 
-	if (i >= ps->nblocks) {
-		n = i + 1 > 2 * ps->nblocks ? i + 1 : 2 * ps->nblocks;
-		ps->data = cpx_xrealloc(ps->data, n * sizeof *ps->data);
-		ps->len = cpx_xrealloc(ps->len, n * sizeof *ps->len);
-		memset(ps->data + ps->nblocks, 0,
-		    (n - ps->nblocks) * sizeof *ps->data);
-		memset(ps->len + ps->nblocks, 0,
-		    (n - ps->nblocks) * sizeof *ps->len);
-		ps->nblocks = n;
-	}
+	if (i >= ps->nblocks)
+		grow_stream(ps, i);
 	drop_block(fs, ps, i);
 	if (make_room(fs, ps, m->len) != 0)
 		return;		/* fetched at completion instead */
 	ps->data[i] = cpx_xmalloc(m->len > 0 ? m->len : 1);
 	memcpy(ps->data[i], m->data, m->len);
 	ps->len[i] = (uint32_t)m->len;
+	ps->gen[i] = ++C(fs)->pushes;
 	C(fs)->push_bytes += m->len;
+	if (fs->pt_on && !ps->copy_queued) {
+		ps->copy_queued = 1;
+		cfs_notify_push_copy(fs, ps->worker, ps->dev, ps->ino);
+	}
 }
 
 static int
@@ -185,6 +219,7 @@ hand_over(struct cfs *fs, struct pstream *ps, struct rec *r, struct block *b,
 	ps->data[i] = NULL;
 	ps->len[i] = 0;
 	c->push_bytes -= len;
+	b->gen = ps->gen[i];
 	cfs_cache__fill(fs, r, b, data, len);
 }
 
@@ -345,6 +380,8 @@ cfs_cache_adopt(struct cfs *fs, const char *worker, const char *path,
 	if (id->dev != 0 || id->ino != 0)
 		ps = stream_find(fs, worker, id->dev, id->ino, 0);
 	r->pushed = ps != NULL && share_ok(ps, 0, a);
+	r->src_dev = id->dev;
+	r->src_ino = id->ino;
 	for (i = 0; i < n; i++) {
 		if (i < r->nblocks && r->blocks[i] != NULL)
 			continue;
@@ -525,4 +562,117 @@ cfs_push__free_all(struct cfs *fs)
 {
 	while (C(fs)->streams != NULL)
 		stream_free(fs, C(fs)->streams);
+}
+
+/* Writes len bytes at off: 0 or -errno. */
+static int
+write_all(int fd, const uint8_t *p, size_t len, uint64_t off)
+{
+	ssize_t w;
+
+	while (len > 0) {
+		w = pwrite(fd, p, len, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		len -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* Under the lock: the stream's copy, made if need be (the lock is let go
+ * meanwhile); NULL if the stream went, or no copy can be made. */
+static struct pstream *
+copy_of(struct cfs *fs, const char *worker, uint64_t dev, uint64_t ino)
+{
+	struct pstream *ps = stream_find(fs, worker, dev, ino, 0);
+	int fd;
+
+	if (ps == NULL || ps->copy_fd >= 0)
+		return ps;
+	pthread_mutex_unlock(&fs->cache_lock);
+	fd = openat(fs->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	pthread_mutex_lock(&fs->cache_lock);
+	if (fd < 0)
+		return NULL;	/* made whole at completion, if at all */
+	ps = stream_find(fs, worker, dev, ino, 0);
+	if (ps == NULL || ps->copy_fd >= 0) {
+		cfs_notify_close(fs, fd);
+		return NULL;
+	}
+	ps->copy_fd = fd;
+	return ps;
+}
+
+/*
+ * Copy thread: the blocks pushed of a file since the last call go into
+ * its copy. Each is copied out under the lock and written outside it; a
+ * block pushed again meanwhile is written again at the next call. Only
+ * this thread writes copies or closes them, so a copy's descriptor stays
+ * valid here even if its stream goes.
+ */
+void
+cfs_push_copy(struct cfs *fs, const char *worker, uint64_t dev, uint64_t ino)
+{
+	uint8_t *buf = cpx_xmalloc(CFS_BLOCK);
+	struct pstream *ps;
+	uint64_t gen;
+	size_t i, len;
+	int fd, error;
+
+	pthread_mutex_lock(&fs->cache_lock);
+	if ((ps = stream_find(fs, worker, dev, ino, 0)) != NULL)
+		ps->copy_queued = 0;
+	for (i = 0; (ps = copy_of(fs, worker, dev, ino)) != NULL &&
+	    i < ps->nblocks; i++) {
+		if (ps->data[i] == NULL || ps->copied[i] == ps->gen[i])
+			continue;
+		fd = ps->copy_fd;
+		gen = ps->gen[i];
+		len = ps->len[i];
+		memcpy(buf, ps->data[i], len);
+		pthread_mutex_unlock(&fs->cache_lock);
+		error = write_all(fd, buf, len, (uint64_t)i * CFS_BLOCK);
+		pthread_mutex_lock(&fs->cache_lock);
+		ps = stream_find(fs, worker, dev, ino, 0);
+		if (error != 0 || ps == NULL || ps->copy_fd != fd)
+			break;
+		ps->copied[i] = gen;
+		if ((uint64_t)i * CFS_BLOCK + len > ps->copy_end)
+			ps->copy_end = (uint64_t)i * CFS_BLOCK + len;
+	}
+	pthread_mutex_unlock(&fs->cache_lock);
+	free(buf);
+}
+
+/*
+ * Under the lock, copy thread: the copy written of the file record r
+ * was pushed as, taken from its stream (-1 if none); have[i] says if it
+ * holds block i as bs[i] has it, *end where its bytes end. Later pushes
+ * start a new copy.
+ */
+int
+cfs_push__take_copy(struct cfs *fs, const struct rec *r, struct block **bs,
+    size_t n, uint8_t *have, uint64_t *end)
+{
+	struct pstream *ps;
+	size_t i;
+	int fd;
+
+	if (r->worker == NULL || (r->src_dev == 0 && r->src_ino == 0) ||
+	    (ps = stream_find(fs, r->worker, r->src_dev, r->src_ino, 0)) ==
+	    NULL || ps->copy_fd < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		have[i] = bs[i]->gen != 0 && i < ps->nblocks &&
+		    ps->copied[i] == bs[i]->gen;
+	fd = ps->copy_fd;
+	*end = ps->copy_end;
+	ps->copy_fd = -1;
+	ps->copy_end = 0;
+	memset(ps->copied, 0, ps->nblocks * sizeof *ps->copied);
+	return fd;
 }

@@ -5,12 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
-#include "cfs.h"
+#include "cache.h"
 
 #define NLANES 2
 
@@ -333,6 +335,68 @@ test_bounded_and_dropped(void **state)
 	free_env(e);
 }
 
+/*
+ * With passthrough, what is pushed goes into the file's copy as it comes;
+ * the copy that its record takes holds exactly the blocks it has as the
+ * record has them: a block pushed again after it was written is not.
+ */
+static void
+test_copy_as_pushed(void **state)
+{
+	struct env *e = new_env(16);
+	struct cfs *fs = e->fs;
+	struct cpx_attr a = file_attr(5 * CFS_BLOCK + 77, 10);
+	struct cfs_identity id = { 1, 42, 3 };
+	uint8_t have[6], got[CFS_BLOCK];
+	struct block **bs;
+	uint64_t end = 0, k;
+	size_t i, n = 0;
+	struct rec *r;
+	struct check ck = { .v = 1 };
+	int fd;
+
+	fs->pt_on = 1;
+	fs->rootfd = open("/tmp", O_RDONLY | O_DIRECTORY);
+	assert_true(fs->rootfd >= 0);
+	push_share(e, 0, 42, &a, 1);
+	push_share(e, 1, 42, &a, 1);
+	cfs_push_copy(fs, "w1", 1, 42);		/* the copy thread's turn */
+	push_data(e, 0, 42, 2, &a, 1);		/* block 2 again, same bytes */
+	push_ctl(e, 0, CPX_PUSH_DONE, 42, &a);
+	cfs_cache_adopt(fs, "w1", "seg", &a, &id);
+	assert_whole(fs, "seg", &a, 1);
+
+	pthread_mutex_lock(&fs->cache_lock);
+	r = cfs_cache__rec(fs, "seg", 0);
+	bs = cfs_cache__pin_all(fs, r, &n);
+	assert_int_equal(n, 6);
+	fd = cfs_push__take_copy(fs, r, bs, n, have, &end);
+	assert_true(cfs_push__take_copy(fs, r, bs, n, have, &end) < 0);
+					/* taken: not twice */
+	pthread_mutex_unlock(&fs->cache_lock);
+	cfs_cache__unpin_all(fs, bs, n);
+	if (fd < 0) {			/* no O_TMPFILE in /tmp here */
+		close(fs->rootfd);
+		free_env(e);
+		skip();
+	}
+	for (i = 0; i < n; i++)
+		assert_int_equal(have[i], i != 2);
+	assert_int_equal(end, a.size);
+	for (i = 0; i < n; i++) {
+		if (i == 2)
+			continue;
+		k = i * CFS_BLOCK;
+		assert_int_equal(pread(fd, got, CFS_BLOCK, (off_t)k),
+		    a.size - k < CFS_BLOCK ? a.size - k : CFS_BLOCK);
+		assert_int_equal(check_block(fs, k, got, a.size - k < CFS_BLOCK ?
+		    a.size - k : CFS_BLOCK, &ck), 0);
+	}
+	close(fd);
+	close(fs->rootfd);
+	free_env(e);
+}
+
 int
 main(void)
 {
@@ -343,6 +407,7 @@ main(void)
 		cmocka_unit_test(test_lane_not_pushing),
 		cmocka_unit_test(test_stale_never_used),
 		cmocka_unit_test(test_bounded_and_dropped),
+		cmocka_unit_test(test_copy_as_pushed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
