@@ -202,7 +202,12 @@ child(const int fds[3], pid_t parent, char **argv, char **envp)
 static pid_t
 fork_ssh(const int fds[3], char **argv)
 {
-	static char *envp[] = { (char *)"PATH=/usr/bin:/bin", NULL };
+	static char *envp[] = {
+		(char *)"PATH=/usr/bin:/bin",
+		(char *)"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=16777216:"
+		    "glibc.malloc.trim_threshold=268435456",
+		NULL
+	};
 	sigset_t all, old;
 	pid_t parent = getpid(), pid;
 	int saved;
