@@ -111,6 +111,7 @@ cfs_cache__held(const struct rec *r)
 void
 cfs_cache__whole(struct cfs *fs, struct rec *r)
 {
+	pthread_cond_broadcast(&fs->copy_cond);	/* opens waiting for it */
 	if (fs->pt_on && r->stable && r->pushed && !r->backing_busy &&
 	    !has_copy(r)) {
 		r->copy_coming = 1;
@@ -121,11 +122,20 @@ cfs_cache__whole(struct cfs *fs, struct rec *r)
 }
 
 /*
+ * Whether an open of r should wait for its copy: being made, or to be
+ * made once the rest of a finished file's pushed blocks are here.
+ */
+static int
+copy_pending(const struct rec *r)
+{
+	return r->copy_coming || (r->want_store && r->stable && r->pushed);
+}
+
+/*
  * Request thread, before a read-only open of path in version v: if its
- * copy is being made, waits for it (at most COPY_WAIT_MS), so the open
- * passes through to it. Writing 2 MiB into the copy takes a fraction of
- * reading them through us, which would also compete with the copy for
- * the CPU.
+ * copy is on its way, waits for it (at most COPY_WAIT_MS), so the open
+ * passes through to it. Finishing the copy takes a fraction of reading
+ * 2 MiB through us, which would also compete with it for the CPU.
  */
 void
 cfs_backing_await(struct cfs *fs, const char *path, const struct cpx_attr *v)
@@ -136,7 +146,7 @@ cfs_backing_await(struct cfs *fs, const char *path, const struct cpx_attr *v)
 	struct rec *r;
 
 	pthread_mutex_lock(&fs->cache_lock);
-	while ((r = cfs_cache__rec(fs, path, 0)) != NULL && r->copy_coming &&
+	while ((r = cfs_cache__rec(fs, path, 0)) != NULL && copy_pending(r) &&
 	    cfs_same_version(&r->attr, v) &&
 	    pthread_cond_timedwait(&fs->copy_cond, &fs->cache_lock, &ts) == 0)
 		;

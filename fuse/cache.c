@@ -158,6 +158,7 @@ drop_blocks(struct cfs *fs, struct rec *r)
 	r->want_store = 0;
 	r->stored_ino = 0;
 	r->pushed = 0;
+	pthread_cond_broadcast(&fs->copy_cond);	/* opens waiting for a copy */
 	cfs_backing__release(fs, r);
 }
 

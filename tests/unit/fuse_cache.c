@@ -272,10 +272,20 @@ test_copy_frees_blocks(void **state)
 	free_fs(fs);
 }
 
+/* cfs_backing_await() on path in version a waited its whole bound. */
+static int
+waited(struct cfs *fs, const char *path, const struct cpx_attr *a)
+{
+	uint64_t t0 = cpx_now_ms();
+
+	cfs_backing_await(fs, path, a);
+	return cpx_now_ms() - t0 >= COPY_WAIT_MS - 1;
+}
+
 /*
- * A pushed, finished file's copy is asked for the moment it is whole, and
- * an open waits for it, at most COPY_WAIT_MS; made or failed, the waiting
- * ends. Without passthrough nothing waits.
+ * An open of a pushed, finished file waits (at most COPY_WAIT_MS) for the
+ * rest of its blocks and for its copy, asked for the moment it is whole;
+ * made or failed, the waiting ends. Without passthrough nothing waits.
  */
 static void
 test_open_waits_for_copy(void **state)
@@ -283,7 +293,6 @@ test_open_waits_for_copy(void **state)
 	struct cfs *fs = new_fs();
 	struct cpx_attr a = file_attr(CFS_BLOCK * 2, 100);
 	struct rec *r = fetched(fs, "seg", &a);
-	uint64_t t0;
 
 	fs->rootfd = -1;	/* no folder underneath: the copy fails */
 	r->stable = 1;
@@ -291,13 +300,16 @@ test_open_waits_for_copy(void **state)
 	pthread_mutex_lock(&fs->cache_lock);
 	cfs_cache__whole(fs, r);
 	assert_int_equal(r->copy_coming, 0);	/* passthrough is off */
+	pthread_mutex_unlock(&fs->cache_lock);
 	fs->pt_on = 1;
+	r->want_store = 1;		/* blocks still on their way */
+	assert_true(waited(fs, "seg", &a));
+	r->want_store = 0;
+	pthread_mutex_lock(&fs->cache_lock);
 	cfs_cache__whole(fs, r);
 	pthread_mutex_unlock(&fs->cache_lock);
 	assert_int_equal(r->copy_coming, 1);
-	t0 = cpx_now_ms();
-	cfs_backing_await(fs, "seg", &a);
-	assert_true(cpx_now_ms() - t0 >= COPY_WAIT_MS - 1);
+	assert_true(waited(fs, "seg", &a));
 	assert_true(cfs_backing_make(fs, "seg") < 0);
 	assert_int_equal(r->copy_coming, 0);
 	assert_int_equal(r->backing, 0);
