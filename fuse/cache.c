@@ -10,7 +10,6 @@ void
 cfs_cache_init(struct cfs *fs)
 {
 	struct cache *c = cpx_xcalloc(1, sizeof *c);
-
 	pthread_condattr_t ca;
 
 	pthread_mutex_init(&fs->cache_lock, NULL);

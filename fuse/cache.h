@@ -91,7 +91,7 @@ struct pstream {
 	size_t nblocks;
 	int copy_fd;		/* the copy being written as pushes come, or -1 */
 	uint64_t copy_end;	/* the end of what it holds */
-	int copy_queued;	/* the notify thread will write what is new */
+	int copy_queued;	/* the copy thread will write what is new */
 	uint32_t done;		/* shares whose DONE still holds */
 	uint32_t dropped;	/* shares that said DROP since */
 	struct cpx_attr version[CPX_PUSH_SHARES_MAX];

@@ -148,8 +148,8 @@ cfs_notify_store(struct cfs *fs, const char *path)
 }
 
 /*
- * Makes the local copy of the complete, pushed file `path` now, in the
- * order of the other notices: opens of it wait for it (backing.c).
+ * Makes the local copy of the complete, pushed file `path` now, after the
+ * copy work asked for before it: opens of it wait for it (backing.c).
  */
 void
 cfs_notify_copy(struct cfs *fs, const char *path)
@@ -354,9 +354,7 @@ wait_notice(struct cfs *fs, int copies)
 	    &until);
 }
 
-/*
- * The notify thread's loop (copies: 0), or the copy thread's.
- */
+/* The notify thread's loop (copies: 0), or the copy thread's. */
 static void
 serve(struct cfs *fs, int copies)
 {

@@ -583,6 +583,18 @@ write_all(int fd, const uint8_t *p, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Whether the stream has blocks its copy does not hold. */
+static int
+copy_behind(const struct pstream *ps)
+{
+	size_t i;
+
+	for (i = 0; i < ps->nblocks; i++)
+		if (ps->data[i] != NULL && ps->copied[i] != ps->gen[i])
+			return 1;
+	return 0;
+}
+
 /* Under the lock: the stream's copy, made if need be (the lock is let go
  * meanwhile); NULL if the stream went, or no copy can be made. */
 static struct pstream *
@@ -617,8 +629,8 @@ copy_of(struct cfs *fs, const char *worker, uint64_t dev, uint64_t ino)
 void
 cfs_push_copy(struct cfs *fs, const char *worker, uint64_t dev, uint64_t ino)
 {
-	uint8_t *buf = cpx_xmalloc(CFS_BLOCK);
 	struct pstream *ps;
+	uint8_t *buf;
 	uint64_t gen;
 	size_t i, len;
 	int fd, error;
@@ -626,6 +638,11 @@ cfs_push_copy(struct cfs *fs, const char *worker, uint64_t dev, uint64_t ino)
 	pthread_mutex_lock(&fs->cache_lock);
 	if ((ps = stream_find(fs, worker, dev, ino, 0)) != NULL)
 		ps->copy_queued = 0;
+	if (ps == NULL || !copy_behind(ps)) {
+		pthread_mutex_unlock(&fs->cache_lock);
+		return;
+	}
+	buf = cpx_xmalloc(CFS_BLOCK);
 	for (i = 0; (ps = copy_of(fs, worker, dev, ino)) != NULL &&
 	    i < ps->nblocks; i++) {
 		if (ps->data[i] == NULL || ps->copied[i] == ps->gen[i])
