@@ -297,9 +297,11 @@ cfs_push_frame(struct cfs *fs, struct cfs_worker *w, const uint8_t *p,
 		put_block(fs, ps, &m);
 		break;
 	case CPX_PUSH_DONE:
-		cpx_debug("worker %s: lane %u: %llu:%llu done, %llu bytes",
-		    w->name, share, (unsigned long long)m.dev,
-		    (unsigned long long)m.ino, (unsigned long long)m.attr.size);
+		cpx_debug("worker %s: lane %u: %llu:%llu done, %llu bytes, "
+		    "mtime %lld.%09u", w->name, share,
+		    (unsigned long long)m.dev, (unsigned long long)m.ino,
+		    (unsigned long long)m.attr.size, (long long)m.attr.mtime_s,
+		    m.attr.mtime_ns);
 		ps->done |= 1u << share;
 		ps->dropped &= ~(1u << share);
 		ps->version[share] = m.attr;
@@ -522,6 +524,31 @@ report(struct cfs *fs)
 	    c->push_bytes);
 }
 
+/*
+ * Why each awaited share of ps is not in (debug): a share that said DONE
+ * for another version than the one adopted is a worker-side race.
+ */
+static void
+log_stall(const struct pstream *ps)
+{
+	const struct cpx_attr *a = &ps->adopt_version;
+	unsigned share;
+
+	cpx_debug("worker %s: push of %s stalled (version %llu bytes, mtime "
+	    "%lld.%09u), fetching", ps->worker, ps->adopter,
+	    (unsigned long long)a->size, (long long)a->mtime_s, a->mtime_ns);
+	for (share = 0; share < CPX_PUSH_SHARES_MAX; share++) {
+		if (!(ps->awaited & (1u << share)))
+			continue;
+		cpx_debug("worker %s: share %u of %s: %s, last DONE for %llu "
+		    "bytes, mtime %lld.%09u", ps->worker, share, ps->adopter,
+		    ps->done & (1u << share) ? "done" : "not done",
+		    (unsigned long long)ps->version[share].size,
+		    (long long)ps->version[share].mtime_s,
+		    ps->version[share].mtime_ns);
+	}
+}
+
 /* Loop thread, each tick: awaited shares gone silent are fetched. */
 void
 cfs_push_tick(struct cfs *fs)
@@ -533,8 +560,7 @@ cfs_push_tick(struct cfs *fs)
 	for (ps = C(fs)->streams; ps != NULL; ps = next) {
 		next = ps->next;
 		if (ps->adopter != NULL && now - ps->touched > PUSH_WAIT_MS) {
-			cpx_debug("worker %s: push of %s stalled, fetching",
-			    ps->worker, ps->adopter);
+			log_stall(ps);
 			give_up(fs, ps);
 			maybe_free(fs, ps);
 		} else if (ps->adopter == NULL &&

@@ -239,6 +239,36 @@ test_awaited(void **state)
 	free_env(e);
 }
 
+/*
+ * Lane 1 said DONE for an older version and then nothing: once silent
+ * for PUSH_WAIT_MS its share is fetched (and why is logged).
+ */
+static void
+test_silent_share_fetched(void **state)
+{
+	struct env *e = new_env(16);
+	struct cpx_attr old = file_attr(2 * CFS_BLOCK, 9);
+	struct cpx_attr a = file_attr(2 * CFS_BLOCK, 10);
+	struct cfs_identity id = { 1, 8, 3 };
+	struct cfs_call *c;
+
+	cpx_log_set_level(CPX_LOG_DEBUG);
+	push_share(e, 1, 8, &old, 1);
+	push_share(e, 0, 8, &a, 1);
+	cfs_cache_adopt(e->fs, "w1", "S/seg", &a, &id);
+	assert_null(pop(e->fs));
+	cfs_push_tick(e->fs);		/* not silent long enough yet */
+	assert_null(pop(e->fs));
+	C(e->fs)->streams->touched = 0;
+	cfs_push_tick(e->fs);
+	assert_non_null(c = pop(e->fs));
+	answer(e->fs, c, &a, 1);
+	assert_null(pop(e->fs));
+	assert_whole(e->fs, "S/seg", &a, 1);
+	cpx_log_set_level(CPX_LOG_INFO);
+	free_env(e);
+}
+
 /* Lane 1 drops the file after the event: its share is fetched. */
 static void
 test_dropped_after(void **state)
@@ -404,6 +434,7 @@ main(void)
 		cmocka_unit_test(test_handed_over),
 		cmocka_unit_test(test_awaited),
 		cmocka_unit_test(test_dropped_after),
+		cmocka_unit_test(test_silent_share_fetched),
 		cmocka_unit_test(test_lane_not_pushing),
 		cmocka_unit_test(test_stale_never_used),
 		cmocka_unit_test(test_bounded_and_dropped),
