@@ -167,9 +167,17 @@ on_frame(struct cpx_link *link, const struct cpx_frame *f, void *arg)
 	case CPX_MSG_FREQ:
 		cpx_buf_init(&reply);
 		start = cpx_frame_begin(&reply);
+		s->splice_ok = cpx_link_can_splice(link);
 		files_request(s, f->payload, f->len, &reply);
-		cpx_frame_end(&reply, start, CPX_MSG_FREPLY, f->id);
-		cpx_link_send_frames(link, &reply);
+		s->splice_ok = 0;
+		cpx_frame_end_after(&reply, start, CPX_MSG_FREPLY, f->id,
+		    s->spliced);
+		if (s->spliced > 0)
+			cpx_link_send_spliced(link, &reply, s->spipe[0],
+			    s->spliced);
+		else
+			cpx_link_send_frames(link, &reply);
+		s->spliced = 0;
 		if (!s->paused && cpx_link_pending(link) > FILES_PAUSE_BYTES)
 			flow_control(s);
 		break;

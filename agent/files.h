@@ -112,6 +112,11 @@ struct files_svc {
 	int push_blocked;	/* output over FILES_PUSH_HIGH: wait for drain */
 	int running;		/* files_tasks_run() is on the stack */
 	struct cpx_buf scratch;	/* a frame being built from a block */
+	int spipe[2];		/* a read reply's bytes, spliced (-1: none) */
+	int spipe_failed;
+	size_t spipe_room;	/* the largest read spliced */
+	int splice_ok;		/* this request's reply may be spliced */
+	size_t spliced;		/* bytes of this reply in spipe */
 	struct {
 		uint64_t dev, ino;
 	} written[FILES_WRITTEN_RING];	/* not pushed: fuse wrote them */
@@ -130,6 +135,10 @@ int files_init(struct files_svc *s, struct agent_config *cfg);
 void files_request(struct files_svc *s, const uint8_t *p, size_t n,
     struct cpx_buf *reply);
 void files_close_all(struct files_svc *s);
+
+/* files_splice.c */
+int files_splice_read(struct files_svc *s, int fd, uint64_t off, size_t size);
+void files_splice_close(struct files_svc *s);
 
 /* files_rmtree.c */
 int files_rmtree(struct files_svc *s, const char *path);

@@ -23,6 +23,7 @@ files_init(struct files_svc *s, struct agent_config *cfg)
 	memset(s, 0, sizeof *s);
 	s->cfg = cfg;
 	s->infd = -1;
+	s->spipe[0] = s->spipe[1] = -1;
 	for (i = 0; i < FILES_MAX_HANDLES; i++)
 		s->fds[i] = -1;
 	s->rootfd = open(cfg->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -46,6 +47,7 @@ files_close_all(struct files_svc *s)
 	}
 	files_push_close(s);
 	files_watch_close(s);
+	files_splice_close(s);
 	if (s->rootfd >= 0)
 		close(s->rootfd);
 	s->rootfd = -1;
@@ -205,21 +207,29 @@ op_open(struct files_svc *s, const struct cpx_freq *q, struct cpx_buf *out)
 	return 0;
 }
 
-/* Appends "u32 len + data" read from fd at off. */
+/* Appends "u32 len + data" read from fd at off (the data may be spliced). */
 static int
-put_data(int fd, uint64_t off, size_t size, struct cpx_buf *out)
+put_data(struct files_svc *s, int fd, uint64_t off, size_t size,
+    struct cpx_buf *out)
 {
 	size_t lenpos = out->len;
 	ssize_t n;
+	int error;
 
 	cpx_buf_add_u32(out, 0);
-	cpx_buf_reserve(out, size);
-	do {
-		n = pread(fd, out->data + out->len, size, (off_t)off);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	out->len += (size_t)n;
+	if ((error = files_splice_read(s, fd, off, size)) == 0) {
+		n = (ssize_t)s->spliced;
+	} else if (error != -ENOTSUP) {
+		return error;
+	} else {
+		cpx_buf_reserve(out, size);
+		do {
+			n = pread(fd, out->data + out->len, size, (off_t)off);
+		} while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return -errno;
+		out->len += (size_t)n;
+	}
 	out->data[lenpos] = (uint8_t)(n >> 24);
 	out->data[lenpos + 1] = (uint8_t)(n >> 16);
 	out->data[lenpos + 2] = (uint8_t)(n >> 8);
@@ -234,7 +244,7 @@ op_read(struct files_svc *s, const struct cpx_freq *q, struct cpx_buf *out)
 
 	if (slot < 0)
 		return slot;
-	return put_data(s->fds[slot], q->offset, q->size, out);
+	return put_data(s, s->fds[slot], q->offset, q->size, out);
 }
 
 static int
@@ -248,7 +258,7 @@ op_pread(struct files_svc *s, const struct cpx_freq *q, struct cpx_buf *out)
 		return fd;
 	cpx_attr_from_stat(&a, &st);
 	cpx_attr_put(out, &a);
-	error = put_data(fd, q->offset, q->size, out);
+	error = put_data(s, fd, q->offset, q->size, out);
 	close(fd);
 	return error;
 }

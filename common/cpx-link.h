@@ -32,6 +32,9 @@ struct cpx_link_ops {
 	size_t (*pending)(struct cpx_link *link);
 	void (*pause)(struct cpx_link *link, int paused);
 	void (*close)(struct cpx_link *link);
+	/* Optional: writes head, then len bytes moved out of pipe_fd. */
+	int (*splice)(struct cpx_link *link, struct cpx_buf *head,
+	    int pipe_fd, size_t len);
 };
 
 struct cpx_link {
@@ -57,6 +60,9 @@ void cpx_link_send(struct cpx_link *link, uint8_t type, uint32_t id,
 void cpx_link_send_buf(struct cpx_link *link, uint8_t type, uint32_t id,
     struct cpx_buf *payload);
 void cpx_link_send_frames(struct cpx_link *link, struct cpx_buf *frames);
+void cpx_link_send_spliced(struct cpx_link *link, struct cpx_buf *head,
+    int pipe_fd, size_t len);
+int cpx_link_can_splice(struct cpx_link *link);
 size_t cpx_link_pending(struct cpx_link *link);
 void cpx_link_pause(struct cpx_link *link, int paused);
 void cpx_link_close(struct cpx_link *link);

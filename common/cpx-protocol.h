@@ -128,6 +128,8 @@ void cpx_frame_put(struct cpx_buf *out, uint8_t type, uint32_t id,
 size_t cpx_frame_begin(struct cpx_buf *out);
 void cpx_frame_end(struct cpx_buf *out, size_t start, uint8_t type,
     uint32_t id);
+void cpx_frame_end_after(struct cpx_buf *out, size_t start, uint8_t type,
+    uint32_t id, size_t after);
 int cpx_frame_next(const uint8_t *data, size_t len, struct cpx_frame *f,
     size_t *consumed);
 

@@ -1,9 +1,12 @@
 /* link.c — frames over a byte transport; the libuv stream transport. */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 
 #include "cpx-link.h"
 
@@ -47,6 +50,54 @@ cpx_link_send_frames(struct cpx_link *link, struct cpx_buf *frames)
 	}
 	link->ops->write(link, frames);
 	cpx_buf_init(frames);
+}
+
+/* Moves len bytes out of a pipe to the end of b; 0, or -EIO. */
+static int
+take_from_pipe(struct cpx_buf *b, int pipe_fd, size_t len)
+{
+	ssize_t n;
+
+	cpx_buf_reserve(b, len);
+	while (len > 0) {
+		n = read(pipe_fd, b->data + b->len, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -EIO;	/* the bytes were there: cannot be */
+		b->len += (size_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Whether the transport takes spliced bytes (cpx_link_send_spliced). */
+int
+cpx_link_can_splice(struct cpx_link *link)
+{
+	return link != NULL && !link->closed && link->ops->splice != NULL;
+}
+
+/*
+ * Sends frames in `head` whose last len bytes wait in pipe_fd (a pipe of
+ * the caller's, holding exactly them): moved into the transport without a
+ * copy where it can, else copied after head. The pipe is empty after.
+ */
+void
+cpx_link_send_spliced(struct cpx_link *link, struct cpx_buf *head,
+    int pipe_fd, size_t len)
+{
+	if (cpx_link_can_splice(link) &&
+	    link->ops->splice(link, head, pipe_fd, len) == 0) {
+		cpx_buf_free(head);
+		return;
+	}
+	if (take_from_pipe(head, pipe_fd, len) != 0) {
+		cpx_buf_free(head);
+		cpx_link_lost(link, -EIO);
+		return;
+	}
+	cpx_link_send_frames(link, head);
 }
 
 /* Sends a frame whose payload is `payload`, then empties it. */
@@ -261,6 +312,77 @@ uvlink_write(struct cpx_link *link, struct cpx_buf *data)
 	}
 }
 
+/*
+ * After a write or splice of n into fd: whether to try again, waiting
+ * until fd takes bytes (until `deadline`, ms) if it was full. An empty
+ * pipe_fd says EAGAIN too: that is no reason to wait.
+ */
+static int
+may_retry(int fd, int pipe_fd, ssize_t n, uint64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	uint64_t now = uv_hrtime() / 1000000;
+	int queued = 0;
+
+	if (n < 0 && errno == EINTR)
+		return 1;
+	if (n >= 0 || errno != EAGAIN || now >= deadline ||
+	    ioctl(pipe_fd, FIONREAD, &queued) != 0 || queued == 0)
+		return 0;
+	do {
+		n = poll(&p, 1, (int)(deadline - now));
+	} while (n < 0 && errno == EINTR);
+	return n > 0;
+}
+
+/*
+ * Only with nothing queued (the bytes must go out in order): head written
+ * and the pipe spliced straight into the stream's descriptor, waiting for
+ * the reader while it takes them (up to SPLICE_WAIT_MS: waiting costs
+ * nothing, where queueing would copy the bytes out of the pipe). After
+ * that, the rest (head's and the pipe's) is queued as a copy. -1: nothing
+ * was written, the caller queues it all.
+ */
+#define SPLICE_WAIT_MS 200
+
+static int
+uvlink_splice(struct cpx_link *link, struct cpx_buf *head, int pipe_fd,
+    size_t len)
+{
+	struct uvlink *ul = link->backend;
+	uint64_t deadline = uv_hrtime() / 1000000 + SPLICE_WAIT_MS;
+	uv_os_fd_t fd;
+	size_t done = 0;
+	ssize_t n;
+
+	if (ul->out->write_queue_size > 0 ||
+	    uv_fileno((uv_handle_t *)ul->out, &fd) != 0)
+		return -1;
+	while (done < head->len || len > 0) {
+		if (done < head->len)
+			n = write(fd, head->data + done, head->len - done);
+		else
+			n = splice(pipe_fd, NULL, fd, NULL, len,
+			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0 && done < head->len)
+			done += (size_t)n;
+		else if (n > 0)
+			len -= (size_t)n;
+		else if (!may_retry(fd, pipe_fd, n, deadline))
+			break;
+	}
+	if (done == 0)
+		return -1;
+	if (done == head->len && len == 0)
+		return 0;
+	cpx_buf_consume(head, done);
+	if (take_from_pipe(head, pipe_fd, len) != 0)
+		cpx_link_lost(link, -EIO);
+	else
+		uvlink_write(link, head);
+	return 0;
+}
+
 static size_t
 uvlink_pending(struct cpx_link *link)
 {
@@ -312,6 +434,7 @@ static const struct cpx_link_ops uvlink_ops = {
 	.pending = uvlink_pending,
 	.pause = uvlink_pause,
 	.close = uvlink_close,
+	.splice = uvlink_splice,
 };
 
 /* A link over already initialised libuv streams; the link closes them. */

@@ -79,8 +79,16 @@ cpx_frame_begin(struct cpx_buf *out)
 void
 cpx_frame_end(struct cpx_buf *out, size_t start, uint8_t type, uint32_t id)
 {
+	cpx_frame_end_after(out, start, type, id, 0);
+}
+
+/* A frame whose last `after` bytes of payload follow `out` on the wire. */
+void
+cpx_frame_end_after(struct cpx_buf *out, size_t start, uint8_t type,
+    uint32_t id, size_t after)
+{
 	uint8_t *h = out->data + start;
-	uint32_t len = (uint32_t)(out->len - start - CPX_FRAME_HDR);
+	uint32_t len = (uint32_t)(out->len - start - CPX_FRAME_HDR + after);
 
 	h[0] = (uint8_t)(len >> 24);
 	h[1] = (uint8_t)(len >> 16);
