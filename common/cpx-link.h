@@ -48,6 +48,7 @@ struct cpx_link {
 	int closed;
 	int delivering;
 	int free_pending;
+	size_t taken;		/* bytes of the last buffer taken, 0: none */
 };
 
 /* link.c */
@@ -67,6 +68,7 @@ size_t cpx_link_pending(struct cpx_link *link);
 void cpx_link_pause(struct cpx_link *link, int paused);
 void cpx_link_close(struct cpx_link *link);
 void cpx_link_input(struct cpx_link *link, const void *data, size_t len);
+void *cpx_link_take_frame(struct cpx_link *link, const struct cpx_frame *f);
 void cpx_link_lost(struct cpx_link *link, int error);
 void cpx_link_drained(struct cpx_link *link);
 

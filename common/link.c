@@ -193,6 +193,10 @@ deliver(struct cpx_link *link)
 		off += used;
 		if (link->on_frame != NULL)
 			link->on_frame(link, &f, link->arg);
+		if (link->in.data == NULL) {
+			off = 0;	/* taken with the frame, its last bytes */
+			break;
+		}
 	}
 	link->delivering--;
 	cpx_buf_consume(&link->in, off);
@@ -206,6 +210,34 @@ deliver(struct cpx_link *link)
 		    error == -EMSGSIZE ? "oversized" : "malformed");
 		cpx_link_lost(link, error);
 	}
+}
+
+/*
+ * From a frame callback: takes over the input buffer when frame f is its
+ * last bytes and most of it (uvlink reads a large frame into a buffer
+ * that ends with it). Returns the buffer, for free() once f's bytes are
+ * no longer needed: pointers into f stay valid. NULL when f shares its
+ * buffer with more than a little else; the buffer stays the link's, and
+ * what the caller keeps it copies.
+ */
+void *
+cpx_link_take_frame(struct cpx_link *link, const struct cpx_frame *f)
+{
+	struct cpx_buf *in = &link->in;
+	size_t before;
+	void *mem;
+
+	if (!link->delivering || in->data == NULL ||
+	    f->len + CPX_FRAME_HDR > in->len ||
+	    f->payload + f->len != in->data + in->len)
+		return NULL;
+	before = in->len - f->len - CPX_FRAME_HDR;
+	if (before > f->len / 8)
+		return NULL;
+	mem = in->data;
+	link->taken = in->len;
+	cpx_buf_init(in);
+	return mem;
 }
 
 /* Backends call this with what they read. */
@@ -230,6 +262,7 @@ struct uvlink {
 };
 
 #define UVLINK_READ (256 * 1024)	/* room offered to each read */
+#define UVLINK_OWN_FRAME (64 * 1024)	/* frames read into their own buffer */
 
 struct uvwrite {
 	uv_write_t req;
@@ -391,13 +424,45 @@ uvlink_pending(struct cpx_link *link)
 	return ul->out->write_queue_size;
 }
 
-/* Reads land in the link's input buffer itself: no copy on the way. */
+/*
+ * Where the large frame the input buffer starts with ends (its first
+ * bytes are always a frame's: deliver() moved them there); 0 if it does
+ * not start with one.
+ */
+static size_t
+large_frame_end(const struct cpx_buf *in)
+{
+	struct cpx_reader r;
+	size_t end;
+
+	if (in->len < CPX_FRAME_HDR)
+		return 0;
+	cpx_reader_init(&r, in->data, in->len);
+	end = CPX_FRAME_HDR + (size_t)cpx_rd_u32(&r);
+	return end >= UVLINK_OWN_FRAME && end <= CPX_FRAME_HDR +
+	    CPX_FRAME_MAX ? end : 0;
+}
+
+/*
+ * Reads land in the link's input buffer itself: no copy on the way. The
+ * rest of a large frame is read into a buffer that ends with it, so its
+ * receiver can keep the frame without copying it (cpx_link_take_frame).
+ */
 static void
 uvlink_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	struct cpx_buf *in = &((struct uvlink *)h->data)->link.in;
+	struct cpx_link *link = &((struct uvlink *)h->data)->link;
+	struct cpx_buf *in = &link->in;
+	size_t end = large_frame_end(in);
 
-	cpx_buf_reserve(in, UVLINK_READ);
+	if (in->data == NULL && link->taken > 0)
+		cpx_buf_reserve(in, link->taken);	/* the next one alike */
+	else if (end <= in->len)
+		cpx_buf_reserve(in, UVLINK_READ);
+	else if (in->cap != end + 1) {
+		in->data = cpx_xrealloc(in->data, end + 1);
+		in->cap = end + 1;	/* and the '\0' */
+	}
 	*buf = uv_buf_init((char *)in->data + in->len,
 	    (unsigned)(in->cap - in->len - 1));	/* room for the '\0' */
 }

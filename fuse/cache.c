@@ -101,7 +101,7 @@ cfs_cache__served(struct cfs *fs, struct block *b)
 static void
 block_free(struct block *b)
 {
-	free(b->data);
+	free(b->mem);
 	free(b->waiters);
 	free(b);
 }
@@ -320,13 +320,14 @@ cfs_cache__fetch_awaited(struct cfs *fs, struct rec *r, struct block *b)
 	fetch(fs, r, b);
 }
 
-/* An awaiting block gets its bytes (data is taken over). */
+/* An awaiting block gets its bytes (data, in mem, is taken over). */
 void
 cfs_cache__fill(struct cfs *fs, struct rec *r, struct block *b,
-    uint8_t *data, uint32_t len)
+    uint8_t *data, void *mem, uint32_t len)
 {
 	b->awaiting = 0;
 	b->data = data;
+	b->mem = mem;
 	b->len = len;
 	b->state = B_READY;
 	r->nready++;
@@ -339,15 +340,16 @@ cfs_cache__fill(struct cfs *fs, struct rec *r, struct block *b,
 	}
 }
 
+/* A fetch ended; on success, b takes over data (in mem). */
 static void
 block_arrived(struct cfs *fs, struct block *b, int status,
-    const struct cpx_attr *a, const uint8_t *data, size_t len)
+    const struct cpx_attr *a, uint8_t *data, void *mem, size_t len)
 {
 	struct rec *r = b->rec;
 
 	if (status == 0) {
-		b->data = cpx_xmalloc(len > 0 ? len : 1);
-		memcpy(b->data, data, len);
+		b->data = data;
+		b->mem = mem;
 		b->len = (uint32_t)len;
 	}
 	if (r != NULL && status == 0) {
@@ -379,18 +381,22 @@ on_fetched(struct cfs *fs, struct cfs_call *c, int status,
     struct cpx_reader *rd)
 {
 	struct block *b = c->arg;
-	const uint8_t *data = NULL;
+	uint8_t *data = NULL;
+	void *mem = NULL;
 	struct cpx_attr a;
 	size_t len = 0;
 
 	if (status == 0) {
 		cpx_attr_get(rd, &a);
-		data = cpx_rd_str(rd, &len, CFS_BLOCK);
+		data = (uint8_t *)cpx_rd_str(rd, &len, CFS_BLOCK);
 		if (rd->err)
 			status = -EIO;
+		else
+			data = cfs_keep_bytes(c->link, c->reply, data, len,
+			    &mem);
 	}
 	pthread_mutex_lock(&fs->cache_lock);
-	block_arrived(fs, b, status, &a, data, len);
+	block_arrived(fs, b, status, &a, data, mem, len);
 	cfs_cache__unpin(b);
 	cfs_cache__evict(fs);
 	pthread_mutex_unlock(&fs->cache_lock);

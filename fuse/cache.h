@@ -22,7 +22,8 @@ struct reader;
 struct block {
 	struct rec *rec;	/* NULL once dropped; freed when unpinned */
 	uint64_t index;
-	uint8_t *data;
+	uint8_t *data;		/* in mem, which is freed with the block */
+	void *mem;
 	uint32_t len;
 	int state;
 	int error;		/* why the fetch failed */
@@ -85,6 +86,7 @@ struct pstream {
 	char *worker;
 	uint64_t dev, ino;
 	uint8_t **data;		/* per block: as last pushed, or NULL */
+	void **mem;		/* per block: what data lies in, to free */
 	uint32_t *len;
 	uint64_t *gen;		/* per block: the push it came in */
 	uint64_t *copied;	/* per block: the push copy_fd holds, 0: none */
@@ -139,7 +141,7 @@ struct block *cfs_cache__block_await(struct cfs *fs, struct rec *r,
     uint64_t index);
 void cfs_cache__fetch_awaited(struct cfs *fs, struct rec *r, struct block *b);
 void cfs_cache__fill(struct cfs *fs, struct rec *r, struct block *b,
-    uint8_t *data, uint32_t len);
+    uint8_t *data, void *mem, uint32_t len);
 int cfs_cache__complete(const struct rec *r);
 int cfs_cache__held(const struct rec *r);
 void cfs_cache__drop_idle(struct cfs *fs, struct rec *r);

@@ -253,6 +253,8 @@ struct cfs_call {
 	cfs_call_done done;
 	void *arg;
 	fuse_req_t freq;	/* the FUSE request it answers, if any */
+	struct cpx_link *link;	/* while done runs: the reply's link, */
+	const struct cpx_frame *reply;	/* and frame (cfs_keep_bytes) */
 };
 
 struct cfs_transport {
@@ -334,6 +336,8 @@ void cfs_link_close(struct cpx_link *link, int error, void *arg);
 void cfs_workers_drain(struct cfs_lane *lane);
 void cfs_call_finish(struct cfs *fs, struct cfs_call *c, int status,
     struct cpx_reader *r);
+uint8_t *cfs_keep_bytes(struct cpx_link *link, const struct cpx_frame *f,
+    const uint8_t *data, size_t len, void **mem);
 void cfs_worker_dispatch(struct cfs *fs, struct cfs_worker *w,
     struct cfs_call *c);
 struct cfs_worker *cfs_worker_find_in(struct cfs_lane *lane,
@@ -435,8 +439,8 @@ void cfs_notify_under(struct cfs *fs, const char *dir);
 
 void cfs_push_copy(struct cfs *fs, const char *worker, uint64_t dev,
     uint64_t ino);
-void cfs_push_frame(struct cfs *fs, struct cfs_worker *w, const uint8_t *p,
-    size_t n);
+void cfs_push_frame(struct cfs *fs, struct cfs_worker *w,
+    struct cpx_link *link, const struct cpx_frame *f);
 void cfs_push_lane_up(struct cfs *fs, struct cfs_worker *w);
 void cfs_push_lane_down(struct cfs *fs, struct cfs_worker *w);
 void cfs_push_request(struct cfs *fs, const char *worker, const char *dir,

@@ -65,8 +65,9 @@ drop_block(struct cfs *fs, struct pstream *ps, size_t i)
 	if (i >= ps->nblocks || ps->data[i] == NULL)
 		return;
 	C(fs)->push_bytes -= ps->len[i];
-	free(ps->data[i]);
+	free(ps->mem[i]);
 	ps->data[i] = NULL;
+	ps->mem[i] = NULL;
 	ps->len[i] = 0;
 }
 
@@ -86,6 +87,7 @@ stream_free(struct cfs *fs, struct pstream *ps)
 	if (ps->copy_fd >= 0)
 		cfs_notify_close(fs, ps->copy_fd);
 	free(ps->data);
+	free(ps->mem);
 	free(ps->len);
 	free(ps->gen);
 	free(ps->copied);
@@ -152,6 +154,7 @@ grow_stream(struct pstream *ps, size_t i)
 	size_t n = i + 1 > 2 * ps->nblocks ? i + 1 : 2 * ps->nblocks;
 
 	ps->data = grow_array(ps->data, sizeof *ps->data, ps->nblocks, n);
+	ps->mem = grow_array(ps->mem, sizeof *ps->mem, ps->nblocks, n);
 	ps->len = grow_array(ps->len, sizeof *ps->len, ps->nblocks, n);
 	ps->gen = grow_array(ps->gen, sizeof *ps->gen, ps->nblocks, n);
 	ps->copied = grow_array(ps->copied, sizeof *ps->copied, ps->nblocks,
@@ -160,7 +163,8 @@ grow_stream(struct pstream *ps, size_t i)
 }
 
 static void
-put_block(struct cfs *fs, struct pstream *ps, const struct cpx_push *m)
+put_block(struct cfs *fs, struct pstream *ps, const struct cpx_push *m,
+    struct cpx_link *link, const struct cpx_frame *f)
 {
 	size_t i = (size_t)(m->offset / CFS_BLOCK);
 
@@ -173,8 +177,7 @@ put_block(struct cfs *fs, struct pstream *ps, const struct cpx_push *m)
 	drop_block(fs, ps, i);
 	if (make_room(fs, ps, m->len) != 0)
 		return;		/* fetched at completion instead */
-	ps->data[i] = cpx_xmalloc(m->len > 0 ? m->len : 1);
-	memcpy(ps->data[i], m->data, m->len);
+	ps->data[i] = cfs_keep_bytes(link, f, m->data, m->len, &ps->mem[i]);
 	ps->len[i] = (uint32_t)m->len;
 	ps->gen[i] = ++C(fs)->pushes;
 	C(fs)->push_bytes += m->len;
@@ -205,6 +208,7 @@ hand_over(struct cfs *fs, struct pstream *ps, struct rec *r, struct block *b,
 {
 	struct cache *c = C(fs);
 	uint8_t *data;
+	void *mem;
 	uint32_t len;
 
 	/* A block must be as long as the file says (a short one means EOF). */
@@ -215,12 +219,14 @@ hand_over(struct cfs *fs, struct pstream *ps, struct rec *r, struct block *b,
 		return;
 	}
 	data = ps->data[i];
+	mem = ps->mem[i];
 	len = ps->len[i];
 	ps->data[i] = NULL;
+	ps->mem[i] = NULL;
 	ps->len[i] = 0;
 	c->push_bytes -= len;
 	b->gen = ps->gen[i];
-	cfs_cache__fill(fs, r, b, data, len);
+	cfs_cache__fill(fs, r, b, data, mem, len);
 }
 
 /*
@@ -273,17 +279,17 @@ give_up(struct cfs *fs, struct pstream *ps)
 	}
 }
 
-/* Lane threads: one FPUSH frame from the lane's agent. */
+/* Lane threads: one FPUSH frame f from the lane's agent (link may be NULL). */
 void
-cfs_push_frame(struct cfs *fs, struct cfs_worker *w, const uint8_t *p,
-    size_t n)
+cfs_push_frame(struct cfs *fs, struct cfs_worker *w, struct cpx_link *link,
+    const struct cpx_frame *f)
 {
 	unsigned share = (unsigned)w->lane->index;
 	struct pstream *ps;
 	struct cpx_push m;
 	size_t i;
 
-	if (cpx_push_parse(p, n, &m) != 0) {
+	if (cpx_push_parse(f->payload, f->len, &m) != 0) {
 		cpx_warn("worker %s: malformed push", w->name);
 		return;
 	}
@@ -294,7 +300,7 @@ cfs_push_frame(struct cfs *fs, struct cfs_worker *w, const uint8_t *p,
 	case CPX_PUSH_DATA:
 		ps->done &= ~(1u << share);
 		ps->dropped &= ~(1u << share);
-		put_block(fs, ps, &m);
+		put_block(fs, ps, &m, link, f);
 		break;
 	case CPX_PUSH_DONE:
 		cpx_debug("worker %s: lane %u: %llu:%llu done, %llu bytes, "

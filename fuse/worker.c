@@ -48,6 +48,23 @@ cfs_call_finish(struct cfs *fs, struct cfs_call *c, int status, struct cpx_reade
 	cfs_call_free(c);
 }
 
+/*
+ * Lane threads, from a frame callback: keeps the len bytes at data, which
+ * lie in frame f of link (NULL: no link). They stay where they are when
+ * the link lets the frame's buffer go, else they are copied; *mem gets
+ * what to free() when they are dropped.
+ */
+uint8_t *
+cfs_keep_bytes(struct cpx_link *link, const struct cpx_frame *f,
+    const uint8_t *data, size_t len, void **mem)
+{
+	if (link != NULL && (*mem = cpx_link_take_frame(link, f)) != NULL)
+		return (uint8_t *)data;
+	*mem = cpx_xmalloc(len > 0 ? len : 1);
+	memcpy(*mem, data, len);
+	return *mem;
+}
+
 static void
 list_remove(struct cfs_worker *w, struct cfs_call *c)
 {
@@ -342,7 +359,8 @@ on_hello(struct cfs *fs, struct cfs_worker *w, const struct cpx_frame *f)
 }
 
 static void
-on_reply(struct cfs *fs, struct cfs_worker *w, const struct cpx_frame *f)
+on_reply(struct cfs *fs, struct cfs_worker *w, struct cpx_link *link,
+    const struct cpx_frame *f)
 {
 	struct cpx_reader r;
 	struct cfs_call *c;
@@ -353,6 +371,8 @@ on_reply(struct cfs *fs, struct cfs_worker *w, const struct cpx_frame *f)
 	if (c == NULL)
 		return;		/* its deadline passed: already answered */
 	list_remove(w, c);
+	c->link = link;
+	c->reply = f;
 	cpx_reader_init(&r, f->payload, f->len);
 	status = (int32_t)cpx_rd_u32(&r);
 	if (r.err || status > 0 || status < -4095)
@@ -373,14 +393,14 @@ cfs_link_frame(struct cpx_link *link, const struct cpx_frame *f, void *arg)
 	}
 	switch (f->type) {
 	case CPX_MSG_FREPLY:
-		on_reply(fs, w, f);
+		on_reply(fs, w, link, f);
 		break;
 	case CPX_MSG_FEVENT:
 		if (w->lane->index == 0)
 			cfs_event(fs, w, f->payload, f->len);
 		break;
 	case CPX_MSG_FPUSH:
-		cfs_push_frame(fs, w, f->payload, f->len);
+		cfs_push_frame(fs, w, link, f);
 		break;
 	case CPX_MSG_PING:
 		cpx_link_send(link, CPX_MSG_PONG, f->id, NULL, 0);

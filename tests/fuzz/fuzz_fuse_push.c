@@ -131,6 +131,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct cfs_worker w[NLANES];
 	struct cfs_identity id;
 	struct cpx_attr a;
+	struct cpx_frame f = { .type = CPX_MSG_FPUSH };
 	uint8_t op, len;
 	int i;
 
@@ -147,7 +148,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			len = take(&data, &size);
 			if (len > size)
 				len = (uint8_t)size;
-			cfs_push_frame(fs, &w[(op / 5) % NLANES], data, len);
+			f.payload = data;
+			f.len = len;
+			cfs_push_frame(fs, &w[(op / 5) % NLANES], NULL, &f);
 			data += len;
 			size -= len;
 			break;

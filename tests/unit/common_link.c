@@ -1,4 +1,7 @@
-/* common_link.c — frames whose bytes wait in a pipe, sent over a real pipe. */
+/*
+ * common_link.c — frames over a real pipe: sent with bytes that wait in
+ * another pipe, and received into buffers a receiver can take over.
+ */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -186,6 +189,141 @@ test_behind_queued_frames(void **state)
 	send_and_check(300, 1, 100000);
 }
 
+/* Receiving: frames of these sizes, written to the link's pipe in pieces. */
+static const size_t frame_sizes[] = {
+	10, 150000, 3, 70000, CPX_PUSH_BLOCK + 40, 0, CPX_FRAME_MAX, 5,
+};
+#define NFRAMES (sizeof frame_sizes / sizeof frame_sizes[0])
+
+struct receiver {
+	int take;		/* take over large frames' buffers */
+	size_t seen;
+	void *kept[NFRAMES];	/* taken buffers, checked at the end */
+	const uint8_t *payload[NFRAMES];
+};
+
+static uint8_t
+frame_byte(size_t id, size_t i)
+{
+	return (uint8_t)(id * 31 + i * 7 + i / 1000);
+}
+
+static void
+check_payload(size_t id, const uint8_t *p, size_t len)
+{
+	size_t i;
+
+	assert_int_equal(len, frame_sizes[id]);
+	for (i = 0; i < len; i++)
+		if (p[i] != frame_byte(id, i))
+			fail_msg("frame %zu: byte %zu differs", id, i);
+}
+
+static void
+on_frame_received(struct cpx_link *link, const struct cpx_frame *f,
+    void *arg)
+{
+	struct receiver *rc = arg;
+	size_t id = rc->seen++;
+
+	assert_true(id < NFRAMES);
+	assert_int_equal(f->id, id);
+	check_payload(id, f->payload, f->len);
+	if (!rc->take)
+		return;
+	rc->kept[id] = cpx_link_take_frame(link, f);
+	rc->payload[id] = f->payload;
+	/* A large frame always spans reads here (the pipe holds 64 KiB). */
+	if (f->len >= 64 * 1024)
+		assert_non_null(rc->kept[id]);
+}
+
+static void
+on_received_all(struct cpx_link *link, int error, void *arg)
+{
+	assert_int_equal(error, 0);
+}
+
+/* Writes every frame into the pipe in pieces of 1 to 20,000 bytes. */
+static void *
+write_frames(void *arg)
+{
+	int fd = *(int *)arg;
+	struct cpx_buf all, payload;
+	size_t id, i, off, piece, seed = 1;
+	ssize_t n;
+
+	cpx_buf_init(&all);
+	for (id = 0; id < NFRAMES; id++) {
+		cpx_buf_init(&payload);
+		for (i = 0; i < frame_sizes[id]; i++)
+			cpx_buf_add_u8(&payload, frame_byte(id, i));
+		cpx_frame_put(&all, CPX_MSG_FREPLY, (uint32_t)id,
+		    payload.data, payload.len);
+		cpx_buf_free(&payload);
+	}
+	for (off = 0; off < all.len; off += (size_t)n) {
+		seed = seed * 1103515245 + 12345;
+		piece = 1 + (seed >> 8) % 20000;
+		if (piece > all.len - off)
+			piece = all.len - off;
+		n = write(fd, all.data + off, piece);
+		assert_true(n > 0);
+	}
+	close(fd);
+	cpx_buf_free(&all);
+	return NULL;
+}
+
+/*
+ * Frames arrive whole and in order, whoever keeps what; a large frame's
+ * buffer can be taken over, and its bytes stay as they were while the
+ * link reads on into buffers of its own.
+ */
+static void
+receive_and_check(int take)
+{
+	struct receiver rc = { .take = take };
+	struct cpx_link *link;
+	uv_loop_t loop;
+	pthread_t writer;
+	int in[2], out[2];
+	size_t id;
+
+	uv_loop_init(&loop);
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	assert_true(fcntl(in[1], F_SETPIPE_SZ, 65536) == 65536);
+	link = cpx_link_stream_new(&loop, in[0], out[1], on_frame_received,
+	    on_received_all, &rc);
+	assert_non_null(link);
+	assert_int_equal(pthread_create(&writer, NULL, write_frames, &in[1]),
+	    0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(pthread_join(writer, NULL), 0);
+	assert_int_equal(rc.seen, NFRAMES);
+	for (id = 0; id < NFRAMES; id++) {
+		if (rc.kept[id] == NULL)
+			continue;
+		check_payload(id, rc.payload[id], frame_sizes[id]);
+		free(rc.kept[id]);
+	}
+	close(out[0]);
+	uv_loop_close(&loop);
+}
+
+static void
+test_large_frames_taken(void **state)
+{
+	receive_and_check(1);
+}
+
+static void
+test_frames_not_taken(void **state)
+{
+	receive_and_check(0);
+}
+
 int
 main(void)
 {
@@ -193,6 +331,8 @@ main(void)
 		cmocka_unit_test(test_spliced_while_read),
 		cmocka_unit_test(test_queued_when_reader_stalls),
 		cmocka_unit_test(test_behind_queued_frames),
+		cmocka_unit_test(test_large_frames_taken),
+		cmocka_unit_test(test_frames_not_taken),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -99,6 +99,17 @@ file_attr(uint64_t size, int64_t mtime)
 	return a;
 }
 
+/* Lane `lane`'s agent sends an FPUSH frame with payload b. */
+static void
+push_frame(struct env *e, int lane, const struct cpx_buf *b)
+{
+	struct cpx_frame f = {
+		.type = CPX_MSG_FPUSH, .payload = b->data, .len = b->len,
+	};
+
+	cfs_push_frame(e->fs, &e->w[lane], NULL, &f);
+}
+
 /* Lane `lane` pushes block i of file (1, ino) in version v. */
 static void
 push_data(struct env *e, int lane, uint64_t ino, uint64_t i,
@@ -114,7 +125,7 @@ push_data(struct env *e, int lane, uint64_t ino, uint64_t i,
 	cpx_buf_add_u32(&b, (uint32_t)(end - i * CFS_BLOCK));
 	for (k = i * CFS_BLOCK; k < end; k++)
 		cpx_buf_add_u8(&b, byte(k, v));
-	cfs_push_frame(e->fs, &e->w[lane], b.data, b.len);
+	push_frame(e, lane, &b);
 	cpx_buf_free(&b);
 }
 
@@ -128,7 +139,7 @@ push_ctl(struct env *e, int lane, uint8_t kind, uint64_t ino,
 	cpx_push_put_head(&b, kind, 1, ino);
 	if (kind == CPX_PUSH_DONE)
 		cpx_attr_put(&b, a);
-	cfs_push_frame(e->fs, &e->w[lane], b.data, b.len);
+	push_frame(e, lane, &b);
 	cpx_buf_free(&b);
 }
 
