@@ -145,10 +145,7 @@ put_entries(DIR *d, uint64_t cookie, struct cpx_buf *out)
 		cpx_attr_put(out, &a);
 		count++;
 	}
-	out->data[countpos] = (uint8_t)(count >> 24);
-	out->data[countpos + 1] = (uint8_t)(count >> 16);
-	out->data[countpos + 2] = (uint8_t)(count >> 8);
-	out->data[countpos + 3] = (uint8_t)count;
+	cpx_buf_set_u32(out, countpos, count);
 	cpx_buf_add_u64(out, next);
 }
 
@@ -230,10 +227,7 @@ put_data(struct files_svc *s, int fd, uint64_t off, size_t size,
 			return -errno;
 		out->len += (size_t)n;
 	}
-	out->data[lenpos] = (uint8_t)(n >> 24);
-	out->data[lenpos + 1] = (uint8_t)(n >> 16);
-	out->data[lenpos + 2] = (uint8_t)(n >> 8);
-	out->data[lenpos + 3] = (uint8_t)n;
+	cpx_buf_set_u32(out, lenpos, (uint32_t)n);
 	return 0;
 }
 
@@ -477,8 +471,5 @@ files_request(struct files_svc *s, const uint8_t *p, size_t n,
 	cpx_freq_free(&q);
 	if (status != 0)
 		reply->len = base + 4;	/* no partial result after an error */
-	reply->data[base] = (uint8_t)((uint32_t)status >> 24);
-	reply->data[base + 1] = (uint8_t)((uint32_t)status >> 16);
-	reply->data[base + 2] = (uint8_t)((uint32_t)status >> 8);
-	reply->data[base + 3] = (uint8_t)status;
+	cpx_buf_set_u32(reply, base, (uint32_t)status);
 }

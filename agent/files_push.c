@@ -248,10 +248,7 @@ push_block(struct files_svc *s, struct files_stream *st, uint64_t i)
 	h = files_hash(b->data + b->len, (size_t)n);
 	if (st->sums[i] == h)
 		return 0;
-	b->data[at] = (uint8_t)(n >> 24);
-	b->data[at + 1] = (uint8_t)(n >> 16);
-	b->data[at + 2] = (uint8_t)(n >> 8);
-	b->data[at + 3] = (uint8_t)n;
+	cpx_buf_set_u32(b, at, (uint32_t)n);
 	b->len += (size_t)n;
 	cpx_frame_end(b, start, CPX_MSG_FPUSH, 0);
 	st->sums[i] = h;

@@ -62,10 +62,21 @@ cpx_buf_add_u16(struct cpx_buf *b, uint16_t v)
 void
 cpx_buf_add_u32(struct cpx_buf *b, uint32_t v)
 {
-	uint8_t d[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16),
-		(uint8_t)(v >> 8), (uint8_t)v };
+	cpx_buf_reserve(b, 4);
+	b->len += 4;
+	cpx_buf_set_u32(b, b->len - 4, v);
+	b->data[b->len] = '\0';
+}
 
-	cpx_buf_add(b, d, sizeof d);
+/* Overwrites the 4 bytes at pos (a length or count written as a
+ * placeholder before it was known). */
+void
+cpx_buf_set_u32(struct cpx_buf *b, size_t pos, uint32_t v)
+{
+	b->data[pos] = (uint8_t)(v >> 24);
+	b->data[pos + 1] = (uint8_t)(v >> 16);
+	b->data[pos + 2] = (uint8_t)(v >> 8);
+	b->data[pos + 3] = (uint8_t)v;
 }
 
 void

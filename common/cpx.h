@@ -102,6 +102,7 @@ void cpx_buf_add(struct cpx_buf *b, const void *p, size_t n);
 void cpx_buf_add_u8(struct cpx_buf *b, uint8_t v);
 void cpx_buf_add_u16(struct cpx_buf *b, uint16_t v);
 void cpx_buf_add_u32(struct cpx_buf *b, uint32_t v);
+void cpx_buf_set_u32(struct cpx_buf *b, size_t pos, uint32_t v);
 void cpx_buf_add_u64(struct cpx_buf *b, uint64_t v);
 void cpx_buf_add_str(struct cpx_buf *b, const void *p, size_t n);
 void cpx_buf_add_cstr(struct cpx_buf *b, const char *s);

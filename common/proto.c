@@ -87,18 +87,10 @@ void
 cpx_frame_end_after(struct cpx_buf *out, size_t start, uint8_t type,
     uint32_t id, size_t after)
 {
-	uint8_t *h = out->data + start;
-	uint32_t len = (uint32_t)(out->len - start - CPX_FRAME_HDR + after);
-
-	h[0] = (uint8_t)(len >> 24);
-	h[1] = (uint8_t)(len >> 16);
-	h[2] = (uint8_t)(len >> 8);
-	h[3] = (uint8_t)len;
-	h[4] = type;
-	h[8] = (uint8_t)(id >> 24);
-	h[9] = (uint8_t)(id >> 16);
-	h[10] = (uint8_t)(id >> 8);
-	h[11] = (uint8_t)id;
+	cpx_buf_set_u32(out, start,
+	    (uint32_t)(out->len - start - CPX_FRAME_HDR + after));
+	out->data[start + 4] = type;
+	cpx_buf_set_u32(out, start + 8, id);
 }
 
 /*
