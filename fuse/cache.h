@@ -126,7 +126,7 @@ struct cache {
 };
 
 #define BUCKETS 4096
-#define SERVED_KEEP (32u << 20)
+#define SERVED_KEEP (4u << 20)	/* few: their memory is reused warm */
 #define PREAD_TTL_MS 1000
 #define EVENT_TTL_MS 60000	/* the watch reports any later change */
 #define NEAR (4u << 20)	/* reads this close to the last count as sequential */

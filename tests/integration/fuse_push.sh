@@ -365,7 +365,7 @@ cmp "$FZ/w1/$S/warm/big.bin" "$FZ/mnt/$S/warm/big.bin" ||
 big_rss=$(fuse_rss)
 # Before, every block stayed until the 256 MiB were full: ~130 MiB after
 # the segments, ~220 MiB after the large file. Now the segments' blocks go
-# once their copies are registered, and at most 32 MiB of blocks the
+# once their copies are registered, and at most 4 MiB of blocks the
 # kernel read to their end stay (malloc keeps what it once used: RSS is
 # the peak of the blocks in use). Without passthrough the segments' blocks
 # stay (the kernel's page cache is not ours to count on).

@@ -220,7 +220,7 @@ static void
 test_served_bounded(void **state)
 {
 	struct cfs *fs = new_fs();
-	struct cpx_attr a = file_attr(6u * 1024 * 1024, 100);
+	struct cpx_attr a = file_attr(SERVED_KEEP / 2, 100);
 	uint64_t n = a.size / CFS_BLOCK, i;
 	struct rec *r;
 	char name[16];
@@ -243,11 +243,11 @@ test_served_bounded(void **state)
 	assert_int_equal(cfs_cache_complete(fs, "big7"), 1);	/* newest kept */
 	assert_int_equal(cfs_cache_complete(fs, "big0"), 0);
 	/* Over the budget, served blocks go before ones nobody read yet. */
-	C(fs)->budget = 8u << 20;
+	C(fs)->budget = a.size;
 	fetched(fs, "unread", &a);
 	assert_int_equal(cfs_cache_complete(fs, "unread"), 1);
 	assert_int_equal(cfs_cache_complete(fs, "big7"), 0);
-	assert_true(cfs_cache_bytes(fs) <= 8u << 20);
+	assert_true(cfs_cache_bytes(fs) <= a.size);
 	free_fs(fs);
 }
 
