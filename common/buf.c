@@ -68,8 +68,7 @@ cpx_buf_add_u32(struct cpx_buf *b, uint32_t v)
 	b->data[b->len] = '\0';
 }
 
-/* Overwrites the 4 bytes at pos (a length or count written as a
- * placeholder before it was known). */
+/* Overwrites the 4 bytes at pos: a length or count known only later. */
 void
 cpx_buf_set_u32(struct cpx_buf *b, size_t pos, uint32_t v)
 {
