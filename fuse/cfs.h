@@ -290,6 +290,7 @@ struct cfs_lane {
 	pthread_mutex_t call_lock;
 	struct cfs_call *submitted, *submitted_tail;
 	struct cfs_worker *workers;
+	uint64_t last_tick;	/* uv_now() at the last cfs_workers_tick */
 	int stopping;
 	int closed;		/* under call_lock: no more calls taken */
 	uv_loop_t own_loop;	/* lanes 1..: */
@@ -344,7 +345,7 @@ struct cfs_worker *cfs_worker_find_in(struct cfs_lane *lane,
     const char *name);
 struct cfs_worker *cfs_worker_get_in(struct cfs_lane *lane,
     const struct cpx_endpoint *ep);
-void cfs_workers_tick(struct cfs_lane *lane);
+void cfs_workers_tick(struct cfs_lane *lane, uint64_t period_ms);
 void cfs_workers_free(struct cfs_lane *lane);
 int cfs_worker_ready(struct cfs *fs, const char *name);
 

@@ -109,7 +109,7 @@ on_tick(uv_timer_t *t)
 {
 	struct cfs *fs = t->data;
 
-	cfs_workers_tick(&fs->lanes[0]);
+	cfs_workers_tick(&fs->lanes[0], TICK_MS);
 	cfs_routing_tick(fs);
 	cfs_pending_tick(fs);
 	cfs_push_tick(fs);

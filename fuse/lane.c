@@ -207,7 +207,7 @@ on_wake(uv_async_t *a)
 static void
 on_tick(uv_timer_t *t)
 {
-	cfs_workers_tick(t->data);
+	cfs_workers_tick(t->data, LANE_TICK_MS);
 }
 
 static void *

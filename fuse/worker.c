@@ -488,14 +488,28 @@ tick_one(struct cfs *fs, struct cfs_worker *w, uint64_t now)
 	}
 }
 
+/*
+ * Lanes' ticks, every TICK_MS or so. A tick that comes late means the
+ * loop was busy or blocked, and what the workers sent meanwhile may still
+ * wait in the pipes: that time does not count as their silence.
+ */
 void
-cfs_workers_tick(struct cfs_lane *lane)
+cfs_workers_tick(struct cfs_lane *lane, uint64_t period_ms)
 {
-	uint64_t now = uv_now(lane->loop);
+	uint64_t now = uv_now(lane->loop), late = 0;
 	struct cfs_worker *w;
 
-	for (w = lane->workers; w != NULL; w = w->next)
+	if (lane->last_tick != 0 && now - lane->last_tick > 2 * period_ms) {
+		late = now - lane->last_tick - period_ms;
+		cpx_warn("lane %d: its loop was held up %llu ms", lane->index,
+		    (unsigned long long)late);
+	}
+	lane->last_tick = now;
+	for (w = lane->workers; w != NULL; w = w->next) {
+		w->last_heard = w->last_heard + late < now ?
+		    w->last_heard + late : now;
 		tick_one(lane->fs, w, now);
+	}
 }
 
 void
