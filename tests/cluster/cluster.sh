@@ -100,14 +100,48 @@ cluster_log() { echo "$CPX_STATE/logs/$1-$2.log"; }
 
 # --- running things inside a host -------------------------------------------
 
-# cluster_on HOST CMD...: runs CMD in HOST's network and mount namespaces,
-# from / (or from $CPX_WD when set), with this shell's environment.
+# The hosts share this machine's CPUs. Each gets a CPU cgroup of its own
+# (cgroup v1 `cpu`, equal shares), so that when all are busy each host has
+# its share, as separate machines would: without them every SSH session
+# on a worker (each its own autogroup) weighs as much as all of the PMS
+# host's daemons together, and 100 transcodes on the workers starved fuse's
+# loop for seconds. Where there is no such controller, hosts share as
+# processes do.
+CPX_CPU_CGROUPS=/sys/fs/cgroup/cpu
+
+# cluster__cpu_group HOST: prints the host's CPU cgroup, made if need be;
+# nothing where there is none.
+cluster__cpu_group() {
+	local g="$CPX_CPU_CGROUPS/cpx-$CPX_CLUSTER/$1"
+	[ -d "$CPX_CPU_CGROUPS" ] || return 0
+	mkdir -p "$g" 2>/dev/null && [ -w "$g/cgroup.procs" ] && echo "$g"
+	return 0
+}
+
+cluster__drop_cpu_groups() {
+	local top="$CPX_CPU_CGROUPS/cpx-$CPX_CLUSTER"
+	[ -d "$top" ] || return 0
+	rmdir "$top"/* "$top" 2>/dev/null
+	return 0
+}
+
+# CPX_IN_CPU_GROUP: a command prefix that moves itself into the cgroup
+# given as its first argument (none: stays), then runs the rest. It comes
+# before nsenter: a host's mount namespace has a /sys of its own, without
+# the cgroup folders.
+# shellcheck disable=SC2016
+CPX_IN_CPU_GROUP=(/bin/sh -c '[ -z "$0" ] || echo $$ >"$0/cgroup.procs"; exec "$@"')
+
+# cluster_on HOST CMD...: runs CMD in HOST's network and mount namespaces
+# and CPU cgroup, from / (or from $CPX_WD when set), with this shell's
+# environment.
 cluster_on() {
 	local h=$1
 	shift
 	[ -e "/run/netns/$CPX_CLUSTER-$h" ] ||
 		{ cluster__err "host $h is not up"; return; }
-	nsenter --net="/run/netns/$CPX_CLUSTER-$h" --mount="$CPX_STATE/ns/$h" \
+	"${CPX_IN_CPU_GROUP[@]}" "$(cluster__cpu_group "$h")" \
+		nsenter --net="/run/netns/$CPX_CLUSTER-$h" --mount="$CPX_STATE/ns/$h" \
 		--wd="${CPX_WD:-/}" -- "$@"
 }
 
@@ -380,6 +414,7 @@ cluster_down() {
 	for h in $hosts; do
 		cluster__unmount_host "$h" || rc=1
 	done
+	cluster__drop_cpu_groups
 	for h in $hosts br; do
 		if [ -e "/run/netns/$CPX_CLUSTER-$h" ]; then
 			ip netns del "$CPX_CLUSTER-$h" || rc=1

@@ -188,7 +188,8 @@ cluster_spawn() {
 	echo "=== $(date '+%F %T') $h: $*" >>"$log"
 	# The outer ( ... & ) orphans the service at once: no job of the
 	# caller's shell, no zombie, no "Killed" message from bash.
-	(nsenter --net="/run/netns/$CPX_CLUSTER-$h" --mount="$CPX_STATE/ns/$h" --wd=/ -- \
+	("${CPX_IN_CPU_GROUP[@]}" "$(cluster__cpu_group "$h")" \
+		nsenter --net="/run/netns/$CPX_CLUSTER-$h" --mount="$CPX_STATE/ns/$h" --wd=/ -- \
 		setsid /bin/sh -c 'echo $$ >&3; exec 3>&-; "$@" 4>&-; echo $? >&4' \
 		sh "${envv[@]}" "$@" 3>"$pidf.tmp" 4>"${pidf%.pid}.status" \
 		5<"${envf:-/dev/null}" </dev/null >>"$log" 2>&1 &)
